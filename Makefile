@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make app` (install, run on the sample), `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: app test check install dist bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch 2.14.1 / torchvision 0.29.1 come from this machine's local wheel store (see DEVELOPERS.md)
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+app: $(STAMP)
+	$(BIN)/tagline classify resources/sample --captions resources/sample/captions.csv --out sample-labels.csv
+	$(BIN)/tagline gui resources/sample
+
+check: $(STAMP)
+	$(BIN)/ruff check core gui tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+dist: $(STAMP)
+	$(BIN)/pip install -q pyinstaller
+	$(BIN)/pyinstaller --noconfirm build.spec
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

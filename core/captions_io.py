@@ -1,0 +1,238 @@
+"""Caption and label import: `ImageID,Labels,Caption` CSVs (quirks included) and sidecars.
+
+Nothing is dropped silently: every row that is not imported is listed with its line number
+and the reason, and an import is a single transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from core.errors import CsvImportError
+from core.store import ProjectStore
+
+_ID_COLUMNS = ("imageid", "image_id", "image", "filename", "file", "path")
+_LABEL_COLUMNS = ("labels", "label", "tags")
+_CAPTION_COLUMNS = ("caption", "captions", "text", "description")
+csv.field_size_limit(10 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class CaptionRow:
+    line: int
+    image_id: str
+    labels: tuple[str, ...] | None  # the raw Labels cell (split later); None: no such column
+    caption: str | None
+
+
+@dataclass
+class CsvReadResult:
+    rows: list[CaptionRow] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    captions: int = 0
+    labelled: int = 0
+    kept_existing: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def load_label_map(path: Path | str) -> dict[str, str]:
+    """A JSON object mapping ids used in CSVs (e.g. "1") to label names (e.g. "person")."""
+    try:
+        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CsvImportError(str(path), f"cannot read label map: {exc}") from exc
+    if not isinstance(mapping, dict):
+        raise CsvImportError(str(path), "label map must be a JSON object of id -> name")
+    return {str(k): str(v) for k, v in mapping.items()}
+
+
+def safe_relpath(raw: str) -> str | None:
+    """Normalise an ImageID to a relative POSIX path, or None if it would leave the folder."""
+    text = raw.strip().replace("\\", "/")
+    if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return None
+    parts = PurePosixPath(text).parts
+    if any(part == ".." for part in parts):
+        return None
+    return PurePosixPath(*[p for p in parts if p != "."]).as_posix()
+
+
+def read_caption_csv(path: Path | str) -> CsvReadResult:
+    """Parse a caption CSV with Python's csv module (captions across lines, stray quotes)."""
+    path = Path(path)
+    try:
+        handle = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise CsvImportError(str(path), exc.strerror or str(exc)) from exc
+    result = CsvReadResult()
+    seen: dict[str, int] = {}
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise CsvImportError(str(path), "the file is empty", line=1) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise CsvImportError(str(path), f"unreadable header ({exc})", line=1) from exc
+        columns = _locate_columns(path, header)
+        line = reader.line_num + 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except (csv.Error, UnicodeDecodeError) as exc:
+                result.rejected.append((line, f"unparsable row ({exc})"))
+                line = reader.line_num + 1
+                continue
+            row_line, line = line, reader.line_num + 1
+            if not record or all(not cell.strip() for cell in record):
+                continue
+            parsed = _parse_row(record, columns, row_line)
+            if isinstance(parsed, str):
+                result.rejected.append((row_line, parsed))
+            elif parsed.image_id in seen:
+                result.rejected.append(
+                    (row_line, f"duplicate ImageID {parsed.image_id!r} (first on line {seen[parsed.image_id]})")
+                )
+            else:
+                seen[parsed.image_id] = row_line
+                result.rows.append(parsed)
+    return result
+
+
+def _locate_columns(path: Path, header: list[str]) -> tuple[int, int | None, int | None]:
+    names = [cell.strip().lower() for cell in header]
+
+    def find(options: tuple[str, ...]) -> int | None:
+        return next((names.index(o) for o in options if o in names), None)
+
+    id_col = find(_ID_COLUMNS)
+    if id_col is None:
+        raise CsvImportError(
+            str(path), f"no image column in header {header!r}; expected ImageID,Labels,Caption", line=1
+        )
+    label_col, caption_col = find(_LABEL_COLUMNS), find(_CAPTION_COLUMNS)
+    if label_col is None and caption_col is None:
+        raise CsvImportError(str(path), f"header {header!r} has neither Labels nor Caption", line=1)
+    return id_col, label_col, caption_col
+
+
+def _parse_row(record: list[str], columns: tuple[int, int | None, int | None], line: int) -> CaptionRow | str:
+    id_col, label_col, caption_col = columns
+    width = max(c for c in columns if c is not None) + 1
+    if len(record) < width:
+        # A caption column may be legitimately empty at the end of the row.
+        if caption_col is not None and len(record) == caption_col and caption_col == width - 1:
+            record = [*record, ""]
+        else:
+            return f"expected {width} columns, found {len(record)}"
+    relpath = safe_relpath(record[id_col])
+    if relpath is None:
+        return f"ImageID {record[id_col]!r} is empty or points outside the folder"
+    labels = None
+    if label_col is not None:
+        labels = (record[label_col].strip(),) if record[label_col].strip() else ()
+    caption = record[caption_col].strip() if caption_col is not None else None
+    return CaptionRow(line, relpath, labels, caption or None)
+
+
+def import_rows(
+    store: ProjectStore,
+    read: CsvReadResult,
+    label_map: dict[str, str] | None = None,
+    overwrite_captions: bool = True,
+    import_labels: bool = True,
+) -> ImportReport:
+    """Write captions (source "imported") and confirmed labels in one transaction."""
+    report = ImportReport(rejected=list(read.rejected))
+    ids = store.image_ids_by_relpath()
+    existing = store.captions()
+    captions: list[tuple[int, str]] = []
+    confirmations: list[tuple[int, str, bool | None]] = []
+    vocabulary: list[str] = [] if label_map is None else list(dict.fromkeys(label_map.values()))
+    known = {lab.name for lab in store.labels()}
+    for row in read.rows:
+        image_id = ids.get(row.image_id)
+        if image_id is None:
+            report.rejected.append((row.line, f"no image {row.image_id!r} in the folder"))
+            continue
+        if row.caption is not None:
+            if image_id in existing and existing[image_id][1] == "typed" and not overwrite_captions:
+                report.kept_existing += 1
+            else:
+                captions.append((image_id, row.caption))
+        if import_labels and row.labels is not None:
+            names = _map_labels(row.labels, label_map, known)
+            if isinstance(names, str):
+                report.rejected.append((row.line, names))
+                continue
+            vocabulary.extend(n for n in names if n not in vocabulary)
+            confirmations.extend((image_id, name, True) for name in names)
+            report.labelled += 1
+    store.ensure_labels(vocabulary, _external_ids(vocabulary, label_map))
+    if import_labels:
+        # A labelled row is a complete decision: labels it does not name are absent.
+        _add_negatives(confirmations, {c[0] for c in confirmations}, [lab.name for lab in store.labels()])
+    with store.transaction():
+        store.set_captions(captions, "imported")
+        store.confirm_many(confirmations)
+    report.captions = len(captions)
+    return report
+
+
+def _add_negatives(confirmations: list[tuple[int, str, bool | None]], ids: set[int], names: list[str]) -> None:
+    positives = {(i, n) for i, n, _ in confirmations}
+    confirmations.extend((i, n, False) for i in sorted(ids) for n in names if (i, n) not in positives)
+
+
+def split_labels(cell: str, vocabulary: Iterable[str] = ()) -> list[str]:
+    """Split a Labels cell: `;` or `,` separated names, else space separated ids or names.
+
+    Names may hold spaces ("traffic light"): a cell that is exactly one known name stays whole.
+    """
+    cell = cell.strip()
+    if not cell:
+        return []
+    if ";" in cell or "," in cell:
+        return [t.strip() for t in cell.replace(",", ";").split(";") if t.strip()]
+    if cell in set(vocabulary):
+        return [cell]
+    return cell.split()
+
+
+def _map_labels(tokens: tuple[str, ...], label_map: dict[str, str] | None, known: set[str]) -> list[str] | str:
+    names = split_labels(tokens[0], known | set((label_map or {}).values())) if tokens else []
+    if label_map is None:
+        return list(dict.fromkeys(names))
+    unknown = [t for t in names if t not in label_map and t not in label_map.values()]
+    if unknown:
+        return f"unknown label(s) {', '.join(unknown)} (not in the label map)"
+    return list(dict.fromkeys(label_map.get(t, t) for t in names))
+
+
+def _external_ids(names: list[str], label_map: dict[str, str] | None) -> list[str | None]:
+    reverse = {v: k for k, v in (label_map or {}).items()}
+    return [reverse.get(n) for n in names]
+
+
+def read_sidecar_captions(store: ProjectStore) -> dict[int, str]:
+    """Captions from `photo.txt` beside `photo.jpg` (the kohya / TagGUI convention)."""
+    found: dict[int, str] = {}
+    for record in store.images():
+        sidecar = (store.folder / record.relpath).with_suffix(".txt")
+        try:
+            text = sidecar.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text:
+            found[record.id] = text
+    return found

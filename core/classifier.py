@@ -1,0 +1,108 @@
+"""A trained classifier loaded from its folder, and the classify job that runs it on a project."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
+from core.fusion_head import create_head
+from core.metrics import decide
+from core.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
+from core.progress import CancelToken, Job, Progress
+from core.registry import image_spec, text_spec
+from core.store import ProjectStore
+
+
+class Classifier:
+    """Label names, thresholds and the ensemble of fused heads of one model version."""
+
+    def __init__(self, folder: Path | str | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_model_dir()
+        self.info: ClassifierInfo = read_info(self.folder)
+        weights = load_head_weights(self.folder)
+        self.heads: list[Any] = []
+        for member in range(self.info.ensemble):
+            head = create_head(head_config(self.info))
+            prefix = f"m{member}."
+            head.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+            self.heads.append(head.eval())
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.info.labels
+
+    def encoders(self, prefer_gpu: bool = True) -> Encoders:
+        return Encoders(image_spec(self.info.image_encoder), text_spec(self.info.text_encoder), prefer_gpu)
+
+    def predict(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
+        from core.training import predict_heads
+
+        return predict_heads(self.heads, image, text, has_caption)
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        return decide(probabilities, self.info.decision_thresholds(), self.info.top1_fallback)
+
+
+@dataclass
+class ClassifyReport:
+    classified: int = 0
+    already_done: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason)
+    seconds: float = 0.0
+    provider: str = ""
+
+
+def inputs_key(digest: str | None, caption: str | None) -> str:
+    return f"{digest or ''}/{caption_key(caption) if caption else ''}"
+
+
+def classify_project(
+    store: ProjectStore,
+    classifier: Classifier,
+    encoders: Encoders | None = None,
+    batch_size: int = 32,
+    redo: bool = False,
+    cancel: CancelToken | None = None,
+) -> Job[ClassifyReport]:
+    """Predict every image whose photo or caption changed since its last prediction.
+
+    Each batch is committed as it finishes (progress `extra["image_ids"]` names it), so an
+    interrupted run resumes without redoing finished images.
+    """
+    started = time.perf_counter()
+    encoders = encoders or classifier.encoders()
+    captions = store.captions()
+    current = {r.id: inputs_key(r.digest, captions.get(r.id, (None,))[0]) for r in store.images()}
+    done = {} if redo else store.prediction_inputs(classifier.version)
+    records = [r for r in store.images() if done.get(r.id) != current[r.id]]
+    report = ClassifyReport(already_done=len(current) - len(records))
+    total = len(records)
+    labels = classifier.labels
+    store.ensure_labels(labels, [classifier.info.external_ids.get(n) for n in labels])
+    yield Progress("classify", 0, total, message="loading models")
+    batch: EmbeddedBatch
+    for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel):
+        report.failures.extend((r.relpath, reason) for r, reason in batch.failures)
+        if batch.image_ids:
+            probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption)
+            store.save_predictions(
+                batch.image_ids, probs, classifier.decide(probs), classifier.labels, classifier.version,
+                [current[i] for i in batch.image_ids],
+            )
+        report.classified += len(batch.image_ids)
+        yield Progress(
+            "classify", report.classified + len(report.failures), total, failed=len(report.failures),
+            extra={"image_ids": batch.image_ids},
+        )
+    report.seconds = time.perf_counter() - started
+    report.provider = encoders.image.provider if total else ""
+    return report

@@ -1,0 +1,295 @@
+"""`tagline`: the headless command line over the core engine (scripts, servers, tests)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core import __version__
+from core.errors import TaglineError
+from core.progress import CancelToken, Progress
+
+T = TypeVar("T")
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
+    """Run a job with a progress bar per stage (shown only on a terminal)."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            bar = bars.get(event.stage)
+            if bar is None:
+                bar = bars[event.stage] = tqdm(total=event.total or None, desc=event.stage, unit="img",
+                                              disable=True if quiet else None, file=sys.stderr)
+            bar.total = event.total or bar.total
+            bar.n = event.done
+            if event.failed:
+                bar.set_postfix(failed=event.failed)
+            bar.refresh()
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from core.progress import run_to_end
+    from core.store import ProjectStore
+    from core.sync import sync_folder
+
+    store = ProjectStore(args.folder, Path(args.store) if args.store else None)
+    report = drive(sync_folder(store), args.quiet) if not args.quiet else run_to_end(sync_folder(store))
+    for problem in report.problems:
+        _warn(f"cannot read {problem.path}: {problem.reason}")
+    if report.added or report.removed or report.changed:
+        _info(args, f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing images")
+    return store
+
+
+def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) -> int:
+    """Captions (and labels) from --captions, then sidecars for images still without one."""
+    from core.captions_io import import_rows, load_label_map, read_caption_csv, read_sidecar_captions
+
+    rejected = 0
+    if getattr(args, "captions", None):
+        label_map = load_label_map(args.label_map) if getattr(args, "label_map", None) else None
+        report = import_rows(store, read_caption_csv(args.captions), label_map,
+                             overwrite_captions=not getattr(args, "keep_typed", False), import_labels=with_labels)
+        for line, reason in report.rejected:
+            _warn(f"{args.captions}, line {line}: {reason}")
+        rejected = len(report.rejected)
+        _info(args, f"imported {report.captions} captions, {report.labelled} labelled rows, {rejected} rows rejected")
+    have = store.captions()
+    sidecars = {i: t for i, t in read_sidecar_captions(store).items() if i not in have}
+    if sidecars:
+        store.set_captions(sidecars.items(), "imported")
+        _info(args, f"imported {len(sidecars)} captions from .txt sidecars")
+    return rejected
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    print(f"{len(store.images())} images in {store.folder} (project: {store.db_path})")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    return EXIT_PARTIAL if _import_captions(args, store, with_labels=not args.no_labels) else EXIT_OK
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from core.classifier import Classifier, classify_project
+    from core.exporting import collect_rows, export_csv
+
+    classifier = Classifier(args.model)
+    store = _open_store(args)
+    rejected = _import_captions(args, store, with_labels=False)
+    encoders = classifier.encoders(prefer_gpu=not args.cpu)
+    report = drive(classify_project(store, classifier, encoders, args.batch_size, args.redo, args.cancel), args.quiet)
+    for relpath, reason in report.failures:
+        _warn(f"skipped {relpath}: {reason}")
+    rate = report.classified / report.seconds if report.seconds else 0.0
+    _info(args, f"classified {report.classified} images ({rate:.1f}/s on {report.provider or 'no device'}), "
+                f"{report.already_done} already done, {len(report.failures)} failed; model {classifier.version}")
+    if args.out:
+        rows = [r for r in collect_rows(store, predicted_only=True)]
+        export_csv(store, Path(args.out), rows, label_ids=args.label_ids, probabilities=args.probabilities)
+        _info(args, f"wrote {len(rows)} rows to {args.out}")
+    return EXIT_PARTIAL if report.failures or rejected else EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.captions_io import load_label_map
+    from core.embedding import Encoders
+    from core.learn import SplitRule, learn
+    from core.registry import image_spec, text_spec
+    from core.training import TrainConfig
+
+    store = _open_store(args)
+    _import_captions(args, store, with_labels=True)
+    encoders = Encoders(image_spec(args.image_encoder), text_spec(args.text_encoder), not args.cpu)
+    external = {v: k for k, v in load_label_map(args.label_map).items()} if args.label_map else None
+    config = TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed)
+    split = SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed)
+    result = drive(learn(store, Path(args.out), encoders, split, config, external, args.cancel), args.quiet)
+    metrics = result.info.metrics
+    print(f"model {result.info.version} saved to {result.model_dir}")
+    print(f"validation samples F1 {metrics['validation']['samples_f1_global']:.4f} (global threshold "
+          f"{result.info.global_threshold:.2f}), thresholds: {result.info.threshold_mode}")
+    if "holdout" in metrics:
+        for name, scores in metrics["holdout"].items():
+            print(f"held-out {name}: samples F1 {scores['samples_f1']:.4f}, micro F1 {scores['micro_f1']:.4f}, "
+                  f"macro F1 {scores['macro_f1']:.4f}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluation import evaluate_csvs, format_report
+
+    report, notes = evaluate_csvs(Path(args.predictions), Path(args.truth),
+                                  Path(args.label_map) if args.label_map else None)
+    for note in notes:
+        _warn(note)
+    print(format_report(report))
+    if args.json:
+        import json
+
+        from core.exporting import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=1))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.exporting import collect_rows, export_csv, export_json, export_sidecars
+
+    store = _open_store(args)
+    rows = collect_rows(store, predicted_only=args.predicted_only)
+    if args.format == "csv":
+        count = export_csv(store, Path(args.out), rows, args.label_ids, args.probabilities)
+    elif args.format == "json":
+        count = export_json(store, Path(args.out), rows)
+    else:
+        count = export_sidecars(store, rows, overwrite=args.overwrite)
+    _info(args, f"exported {count} images")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from core.classifier import Classifier
+    from core.encoders import select_providers
+
+    classifier = Classifier(args.model)
+    info = classifier.info
+    print(f"model {info.version} in {classifier.folder}")
+    print(f"labels ({len(info.labels)}): {', '.join(info.labels)}")
+    print(f"encoders: {info.image_key} + {info.text_key}; inference providers: {', '.join(select_providers())}")
+    holdout = info.metrics.get("holdout", {}).get("fused")
+    if holdout:
+        print(f"held-out samples F1 {holdout['samples_f1']:.4f}")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if args.gui_runner is None:
+        raise TaglineError("the desktop application is not installed with this command line")
+    return int(args.gui_runner(args.folder))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tagline", description="Label image collections from photo and caption.")
+    parser.add_argument("--version", action="version", version=f"tagline {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def folder_verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("folder", type=Path, help="the image folder (scanned recursively)")
+        sub.add_argument("--store", help="project database path (default: FOLDER/.tagline/project.db, "
+                                         "or the user-data folder when FOLDER is read-only)")
+        return sub
+
+    def captions_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--captions", help="CSV with ImageID,Labels,Caption columns")
+        sub.add_argument("--label-map", help="JSON mapping label ids in the CSV to names")
+
+    folder_verb("scan", "Scan a folder and update its project (new, changed, missing images).").set_defaults(func=cmd_scan)
+    sub = folder_verb("import", "Import captions and confirmed labels from a CSV and .txt sidecars.")
+    captions_args(sub)
+    sub.add_argument("--no-labels", action="store_true", help="import captions only")
+    sub.add_argument("--keep-typed", action="store_true", help="keep captions a person typed")
+    sub.set_defaults(func=cmd_import)
+
+    sub = folder_verb("classify", "Predict labels for every image from photo and caption.")
+    captions_args(sub)
+    sub.add_argument("--model", help="model folder (default: the bundled model)")
+    sub.add_argument("--out", help="write predictions as CSV ImageID,Labels,Caption")
+    sub.add_argument("--label-ids", action="store_true", help="write label ids instead of names")
+    sub.add_argument("--probabilities", action="store_true", help="add a probability column per label")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--redo", action="store_true", help="classify again images already done")
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_classify)
+
+    sub = folder_verb("train", "Train a model from the project's confirmed labels.")
+    captions_args(sub)
+    sub.add_argument("--out", required=True, help="folder for the new model")
+    sub.add_argument("--holdout", type=float, default=0.15, help="fraction kept unseen for the final score")
+    sub.add_argument("--validation", type=float, default=0.10, help="fraction for early stopping/thresholds")
+    sub.add_argument("--epochs", type=int, default=15)
+    sub.add_argument("--ensemble", type=int, default=1, help="heads averaged (different seeds)")
+    sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="weighted_bce")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--image-encoder", default="efficientnet_lite0")
+    sub.add_argument("--text-encoder", default="minilm_l6")
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_train)
+
+    sub = verbs.add_parser("evaluate", help="Score a predictions CSV against a truth CSV.")
+    sub.add_argument("predictions")
+    sub.add_argument("truth")
+    sub.add_argument("--label-map", help="JSON mapping label ids to names (when the files use ids)")
+    sub.add_argument("--json", help="also write the report as JSON")
+    sub.set_defaults(func=cmd_evaluate)
+
+    sub = folder_verb("export", "Export labels and captions (confirmed labels override predictions).")
+    sub.add_argument("--out", help="output file (csv or json)")
+    sub.add_argument("--format", choices=["csv", "json", "sidecars"], default="csv")
+    sub.add_argument("--label-ids", action="store_true")
+    sub.add_argument("--probabilities", action="store_true")
+    sub.add_argument("--predicted-only", action="store_true", help="ignore confirmed labels")
+    sub.add_argument("--overwrite", action="store_true", help="replace existing sidecar files")
+    sub.set_defaults(func=cmd_export)
+
+    sub = verbs.add_parser("info", help="Describe a model and the inference device.")
+    sub.add_argument("--model")
+    sub.set_defaults(func=cmd_info)
+
+    sub = verbs.add_parser("gui", help="Open the desktop application.")
+    sub.add_argument("folder", nargs="?", type=Path)
+    sub.set_defaults(func=cmd_gui)
+    return parser
+
+
+def _warn(message: str) -> None:
+    print(f"tagline: {message}", file=sys.stderr)
+
+
+def _info(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None, gui_runner: Callable[[Path | None], int] | None = None) -> int:
+    """Entry point; the GUI package passes `gui_runner` so that core never imports it."""
+    args = build_parser().parse_args(argv)
+    args.gui_runner = gui_runner
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    args.cancel = CancelToken()
+    if getattr(args, "command", None) == "export" and args.format != "sidecars" and not args.out:
+        _warn("export needs --out for csv and json")
+        return EXIT_ERROR
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _warn("interrupted; finished work is saved, run the same command again to resume")
+        return EXIT_INTERRUPTED
+    except TaglineError as exc:
+        _warn(f"error: {exc}")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

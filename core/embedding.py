@@ -1,0 +1,169 @@
+"""Batched embedding pipeline with a cache in the store.
+
+Decoding runs in a thread pool a few batches ahead of the model, so the encoder never waits
+on the disk; each batch's vectors are committed to the store at once, so an interrupted job
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from core.encoders import ImageEncoder, TextEncoder
+from core.errors import ImageDecodeError
+from core.images import load_rgb
+from core.progress import CancelToken
+from core.registry import ImageEncoderSpec, TextEncoderSpec
+from core.store import ImageRecord, ProjectStore
+
+PREFETCH_BATCHES = 3
+
+
+@dataclass
+class Encoders:
+    """The pair of encoders a classifier was trained with, built on first use."""
+
+    image_spec: ImageEncoderSpec
+    text_spec: TextEncoderSpec
+    prefer_gpu: bool = True
+
+    @cached_property
+    def image(self) -> ImageEncoder:
+        return ImageEncoder(self.image_spec, self.prefer_gpu)
+
+    @cached_property
+    def text(self) -> TextEncoder:
+        return TextEncoder(self.text_spec, self.prefer_gpu)
+
+
+@dataclass
+class EmbeddedBatch:
+    image_ids: list[int]
+    image_vectors: np.ndarray  # (n, image dim)
+    text_vectors: np.ndarray  # (n, text dim); zeros where there is no caption
+    has_caption: np.ndarray  # (n,) float32 0/1
+    failures: list[tuple[ImageRecord, str]] = field(default_factory=list)
+
+
+def caption_key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _decode(store: ProjectStore, record: ImageRecord, spec: ImageEncoderSpec) -> np.ndarray | str:
+    try:
+        image = load_rgb(store.image_path(record), max_side=2 * spec.input_size)
+    except ImageDecodeError as exc:
+        return exc.reason
+    from core.encoders import preprocess_image
+
+    return preprocess_image(image, spec)
+
+
+def iter_embedded_batches(
+    store: ProjectStore,
+    encoders: Encoders,
+    records: Sequence[ImageRecord],
+    batch_size: int = 32,
+    cancel: CancelToken | None = None,
+) -> Iterator[EmbeddedBatch]:
+    """Yield embeddings for `records` batch by batch, encoding only what is not cached."""
+    image_key, text_key = encoders.image_spec.key, encoders.text_spec.key
+    image_cache = store.cached_embeddings(image_key)
+    text_cache = store.cached_embeddings(text_key)
+    captions = store.captions()
+    batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
+
+    def needs_decode(record: ImageRecord) -> bool:
+        cached = image_cache.get(record.id)
+        return cached is None or cached[0] != (record.digest or "")
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tagline-decode") as pool:
+        pending: list[list[tuple[ImageRecord, Future[np.ndarray | str] | None]]] = []
+
+        def submit(batch: Sequence[ImageRecord]) -> None:
+            pending.append([
+                (r, pool.submit(_decode, store, r, encoders.image_spec) if needs_decode(r) else None)
+                for r in batch
+            ])
+
+        for batch in batches[:PREFETCH_BATCHES]:
+            submit(batch)
+        for index in range(len(batches)):
+            if cancel is not None and cancel.cancelled:
+                for item in pending:
+                    for _, future in item:
+                        if future is not None:
+                            future.cancel()
+                cancel.raise_if_cancelled()
+            current = pending.pop(0)
+            if index + PREFETCH_BATCHES < len(batches):
+                submit(batches[index + PREFETCH_BATCHES])
+            yield _encode_batch(store, encoders, current, image_cache, text_cache, captions)
+
+
+def _encode_batch(
+    store: ProjectStore,
+    encoders: Encoders,
+    items: list[tuple[ImageRecord, Future[np.ndarray | str] | None]],
+    image_cache: dict[int, tuple[str, np.ndarray]],
+    text_cache: dict[int, tuple[str, np.ndarray]],
+    captions: dict[int, tuple[str, str]],
+) -> EmbeddedBatch:
+    failures: list[tuple[ImageRecord, str]] = []
+    kept: list[ImageRecord] = []
+    image_vectors: dict[int, np.ndarray] = {}
+    to_encode: list[tuple[ImageRecord, np.ndarray]] = []
+    for record, future in items:
+        if future is None:
+            image_vectors[record.id] = image_cache[record.id][1]
+            kept.append(record)
+            continue
+        result = future.result()
+        if isinstance(result, str):
+            failures.append((record, result))
+        else:
+            to_encode.append((record, result))
+            kept.append(record)
+    if to_encode:
+        encoded = encoders.image.encode(np.stack([pixels for _, pixels in to_encode]))
+        for (record, _), vector in zip(to_encode, encoded):
+            image_vectors[record.id] = vector
+    text_dim = encoders.text_spec.dim
+    text_vectors = np.zeros((len(kept), text_dim), np.float32)
+    has_caption = np.zeros(len(kept), np.float32)
+    new_text: list[tuple[int, int, str]] = []
+    for row, record in enumerate(kept):
+        caption = captions.get(record.id)
+        if caption is None:
+            continue
+        has_caption[row] = 1.0
+        key = caption_key(caption[0])
+        cached = text_cache.get(record.id)
+        if cached is not None and cached[0] == key:
+            text_vectors[row] = cached[1]
+        else:
+            new_text.append((row, record.id, caption[0]))
+    if new_text:
+        encoded_text = encoders.text.encode([text for _, _, text in new_text])
+        for (row, _, _), vector in zip(new_text, encoded_text):
+            text_vectors[row] = vector
+    with store.transaction():
+        store.save_embeddings(
+            encoders.image_spec.key,
+            [(r.id, r.digest or "", image_vectors[r.id]) for r, _ in to_encode],
+        )
+        store.save_embeddings(
+            encoders.text_spec.key,
+            [(image_id, caption_key(text), text_vectors[row]) for row, image_id, text in new_text],
+        )
+        for record, reason in failures:
+            store.set_image_error(record.id, reason)
+    ids = [r.id for r in kept]
+    stacked = np.stack([image_vectors[i] for i in ids]) if ids else np.zeros((0, encoders.image_spec.dim), np.float32)
+    return EmbeddedBatch(ids, stacked.astype(np.float32), text_vectors, has_caption, failures)

@@ -1,0 +1,159 @@
+"""ONNX Runtime encoders: batched inference on CUDA when it works, else the CPU.
+
+Graphs are exported once from the torch reference (core.torch_encoders) into the user cache
+folder, keyed by the spec, and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.errors import ModelError
+from core.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def preprocess_image(image: Image.Image, spec: ImageEncoderSpec) -> np.ndarray:
+    """Whole photo squashed to the input square (no crop keeps objects near the border)."""
+    side = spec.input_size
+    resized = image.resize((side, side), Image.Resampling.BILINEAR)
+    array = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    normalised = (array - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
+
+
+def _export_path(key: str) -> Path:
+    safe = key.replace(":", "_").replace("@", "_").replace("/", "_")
+    return cache_dir() / "onnx" / f"{safe}.onnx"
+
+
+def _export(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str], dynamic: dict[str, dict[int, str]]) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(), args, str(tmp), input_names=inputs, output_names=["embedding"],
+            dynamic_axes={**dynamic, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
+        )
+    os.replace(tmp, path)  # atomic: a killed export never leaves a half graph behind
+
+
+def image_onnx_path(spec: ImageEncoderSpec) -> Path:
+    path = _export_path(spec.key)
+    if not path.exists():
+        import torch
+
+        from core.torch_encoders import PooledFeatures
+
+        log.info("exporting %s to %s", spec.key, path)
+        dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
+        _export(PooledFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
+    return path
+
+
+def text_onnx_path(spec: TextEncoderSpec) -> Path:
+    path = _export_path(spec.key)
+    if not path.exists():
+        import torch
+
+        from core.torch_encoders import create_text_module
+
+        ids = torch.ones(2, 8, dtype=torch.int64)
+        _export(
+            create_text_module(spec), (ids, torch.ones_like(ids)), path,
+            ["input_ids", "attention_mask"],
+            {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+        )
+    return path
+
+
+def select_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA first when onnxruntime has it and its libraries load, else the CPU alone."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if prefer_gpu and "CUDAExecutionProvider" in available and _cuda_device_present():
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # missing CUDA/cuDNN libraries: fall back visibly
+            log.warning("CUDA libraries failed to load (%s); using the CPU", exc)
+            return ["CPUExecutionProvider"]
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _cuda_device_present() -> bool:
+    return Path("/dev/nvidiactl").exists() or os.name == "nt"
+
+
+def _session(path: Path, providers: list[str]) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:
+        if providers != ["CPUExecutionProvider"]:
+            log.warning("GPU session failed (%s); falling back to the CPU", exc)
+            return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+
+
+class ImageEncoder:
+    """Pixels in, pooled embeddings out, in batches."""
+
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True) -> None:
+        self.spec = spec
+        self.session = _session(image_onnx_path(spec), select_providers(prefer_gpu))
+
+    @property
+    def provider(self) -> str:
+        return str(self.session.get_providers()[0])
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return preprocess_image(image, self.spec)
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {"pixels": pixels.astype(np.float32)})[0])
+
+
+class TextEncoder:
+    """Captions in, L2-normalised sentence embeddings out."""
+
+    def __init__(self, spec: TextEncoderSpec, prefer_gpu: bool = True) -> None:
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.tokenizer = Tokenizer.from_file(str(spec.model_dir() / "tokenizer.json"))
+        self.tokenizer.enable_truncation(spec.max_tokens)
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.session = _session(text_onnx_path(spec), select_providers(prefer_gpu))
+
+    @property
+    def provider(self) -> str:
+        return str(self.session.get_providers()[0])
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.spec.dim), np.float32)
+        ids, mask = self.tokenize(texts)
+        out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,123 @@
+"""Exports: CSV (`ImageID,Labels,Caption`), JSON and caption sidecars, written atomically.
+
+A person's confirmed decision overrides the model's prediction label by label. Cells that a
+spreadsheet would run as a formula are neutralised.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import TaglineError
+from core.store import ProjectStore
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    image_id: int
+    relpath: str
+    labels: list[str]
+    caption: str
+    caption_source: str
+    probabilities: dict[str, float]
+    confirmed: dict[str, bool]
+
+
+def neutralise_formula(cell: str) -> str:
+    """Prefix a quote so spreadsheets show the text instead of evaluating it (OWASP advice)."""
+    return "'" + cell if cell.startswith(_FORMULA_PREFIXES) else cell
+
+
+def collect_rows(
+    store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False
+) -> list[ExportRow]:
+    """Final labels per image; with `predicted_only`, the model's alone (for scoring it)."""
+    captions = store.captions()
+    predictions = store.predictions()
+    confirmations = store.confirmations()
+    order = [lab.name for lab in store.labels()]
+    wanted = set(image_ids) if image_ids is not None else None
+    rows = []
+    for record in store.images():
+        if wanted is not None and record.id not in wanted:
+            continue
+        predicted = predictions.get(record.id, {})
+        confirmed = {} if predicted_only else confirmations.get(record.id, {})
+        final = [n for n in order if confirmed.get(n, predicted.get(n, (0.0, False))[1])]
+        text, source = captions.get(record.id, ("", ""))
+        rows.append(ExportRow(record.id, record.relpath, final, text, source,
+                              {n: p for n, (p, _) in predicted.items()}, confirmed))
+    return rows
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write beside the target and rename: readers never see half a file, even after a crash."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TaglineError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def export_csv(
+    store: ProjectStore, path: Path, rows: list[ExportRow] | None = None,
+    label_ids: bool = False, probabilities: bool = False,
+) -> int:
+    rows = collect_rows(store) if rows is None else rows
+    labels = store.labels()
+    ids = {lab.name: lab.external_id or lab.name for lab in labels}
+    if label_ids and any(lab.external_id is None for lab in labels):
+        missing = [lab.name for lab in labels if lab.external_id is None]
+        raise TaglineError(f"labels without an id cannot be written as ids: {', '.join(missing)}")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = [lab.name for lab in labels]
+    writer.writerow(["ImageID", "Labels", "Caption", *([f"p_{n}" for n in names] if probabilities else [])])
+    for row in rows:
+        shown = [ids[n] if label_ids else n for n in row.labels]
+        cells = [row.relpath, " ".join(shown) if label_ids else ";".join(shown), row.caption]
+        if probabilities:
+            cells += [f"{row.probabilities[n]:.4f}" if n in row.probabilities else "" for n in names]
+        writer.writerow([neutralise_formula(c) for c in cells])
+    atomic_write_text(path, buffer.getvalue())
+    return len(rows)
+
+
+def export_json(store: ProjectStore, path: Path, rows: list[ExportRow] | None = None) -> int:
+    rows = collect_rows(store) if rows is None else rows
+    payload = [
+        {"image": r.relpath, "labels": r.labels, "caption": r.caption, "caption_source": r.caption_source,
+         "probabilities": r.probabilities, "confirmed": r.confirmed}
+        for r in rows
+    ]
+    atomic_write_text(path, json.dumps(payload, indent=1, ensure_ascii=False))
+    return len(rows)
+
+
+def export_sidecars(store: ProjectStore, rows: list[ExportRow] | None = None, overwrite: bool = False) -> int:
+    """`photo.txt` beside each photo with its caption (kohya / TagGUI convention)."""
+    rows = collect_rows(store) if rows is None else rows
+    written = 0
+    for row in rows:
+        if not row.caption:
+            continue
+        target = (store.folder / row.relpath).with_suffix(".txt")
+        if target.exists() and not overwrite:
+            continue
+        atomic_write_text(target, row.caption + "\n")
+        written += 1
+    return written

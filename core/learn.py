@@ -1,0 +1,139 @@
+"""Learning from a project: confirmed labels + cached embeddings -> a new model version.
+
+The split is a pure function of each image's relative path and a seed, so the held-out part
+stays the same across runs and is never seen by training or threshold selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core.classifier import Classifier
+from core.embedding import Encoders, iter_embedded_batches
+from core.errors import TaglineError
+from core.metrics import decide, evaluate
+from core.model_files import ClassifierInfo, save_classifier
+from core.progress import CancelToken, Job, Progress
+from core.store import ProjectStore
+from core.training import TrainConfig, TrainingData, predict_heads, train_head
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    holdout: float = 0.15  # never used for training or thresholds: the honest score
+    validation: float = 0.10  # early stopping and thresholds
+    seed: int = 0
+
+    def part(self, relpath: str) -> str:
+        digest = hashlib.blake2b(f"{self.seed}:{relpath}".encode(), digest_size=8).digest()
+        u = int.from_bytes(digest, "big") / 2**64
+        if u < self.holdout:
+            return "holdout"
+        return "validation" if u < self.holdout + self.validation else "train"
+
+
+@dataclass
+class LearnResult:
+    model_dir: Path
+    info: ClassifierInfo
+    failures: list[tuple[str, str]]
+
+
+def collect_training_data(
+    store: ProjectStore, encoders: Encoders, labels: list[str] | None = None,
+    batch_size: int = 64, cancel: CancelToken | None = None,
+) -> Job[tuple[TrainingData, list[str]]]:
+    """Embeddings and targets of every image with at least one confirmed label."""
+    confirmed = store.confirmations()
+    names = labels or [lab.name for lab in store.labels()]
+    records = [r for r in store.images() if any(confirmed.get(r.id, {}).values())]
+    if not records:
+        raise TaglineError("no image has a confirmed label yet: import labels or confirm some first")
+    parts: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+    failures = 0
+    for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel):
+        failures += len(batch.failures)
+        parts.extend(zip(batch.image_ids, batch.image_vectors, batch.text_vectors, batch.has_caption))
+        yield Progress("embed", len(parts) + failures, len(records), failed=failures)
+    relpaths = {r.id: r.relpath for r in records}
+    targets = np.array([[confirmed[i].get(n, False) for n in names] for i, *_ in parts], dtype=bool)
+    data = TrainingData(
+        image=np.stack([p[1] for p in parts]), text=np.stack([p[2] for p in parts]),
+        has_caption=np.array([p[3] for p in parts], np.float32), targets=targets, labels=names,
+    )
+    return data, [relpaths[p[0]] for p in parts]
+
+
+def learn(
+    store: ProjectStore,
+    out_dir: Path,
+    encoders: Encoders,
+    split: SplitRule = SplitRule(),
+    config: TrainConfig = TrainConfig(),
+    external_ids: dict[str, str] | None = None,
+    cancel: CancelToken | None = None,
+) -> Job[LearnResult]:
+    """Train, pick thresholds on validation, score the held-out part once, save a version."""
+    data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
+    part = np.array([split.part(p) for p in relpaths])
+    train_idx, val_idx, hold_idx = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
+    if len(train_idx) < 2 or len(val_idx) < 1:
+        raise TaglineError(f"too few labelled images to train ({len(relpaths)}); label some more")
+    trained = yield from train_head(data, train_idx, val_idx, config, cancel)
+    tensors = {f"m{m}.{k}": v for m, head in enumerate(trained.heads) for k, v in head.state_dict().items()}
+    version = _version(tensors)
+    metrics: dict[str, object] = {"validation": trained.validation}
+    if len(hold_idx):
+        metrics["holdout"] = _holdout_metrics(trained, data, hold_idx)
+    info = ClassifierInfo(
+        version=version, labels=data.labels, thresholds=[float(t) for t in trained.thresholds],
+        global_threshold=trained.global_threshold, threshold_mode=trained.threshold_mode,
+        top1_fallback=True, image_encoder=encoders.image_spec.name, text_encoder=encoders.text_spec.name,
+        image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
+        external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads),
+        training={
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "images": len(relpaths), "train": len(train_idx), "validation": len(val_idx),
+            "holdout": len(hold_idx), "split": split.__dict__, "config": config.__dict__,
+            "label_counts": {n: int(c) for n, c in zip(data.labels, data.targets.sum(axis=0))},
+            "with_caption": int(data.has_caption.sum()), "history": trained.history,
+        },
+    )
+    save_classifier(out_dir, info, tensors)
+    yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
+    return LearnResult(out_dir, info, [])
+
+
+def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> dict[str, object]:
+    """Fused, image-alone and caption-alone scores on the held-out part."""
+    heads = trained.heads  # type: ignore[attr-defined]
+    thresholds = (trained.thresholds if trained.threshold_mode == "per_label"  # type: ignore[attr-defined]
+                  else trained.global_threshold)  # type: ignore[attr-defined]
+    truth = data.targets[idx]
+    image, text, flag = data.image[idx], data.text[idx], data.has_caption[idx]
+    result: dict[str, object] = {}
+    for name, (t, f) in {"fused": (text, flag), "image_only": (np.zeros_like(text), np.zeros_like(flag))}.items():
+        probs = predict_heads(heads, image, t, f)
+        result[name] = evaluate(truth, decide(probs, thresholds), data.labels).as_dict()
+    return result
+
+
+def _version(tensors: dict[str, object]) -> str:
+    digest = hashlib.blake2b(digest_size=4)
+    for key in sorted(tensors):
+        digest.update(key.encode())
+        digest.update(tensors[key].numpy().tobytes())  # type: ignore[attr-defined]
+    return time.strftime("%Y%m%d") + "-" + digest.hexdigest()
+
+
+def load_or_none(folder: Path) -> Classifier | None:
+    try:
+        return Classifier(folder)
+    except TaglineError:
+        return None

@@ -1,0 +1,104 @@
+"""Classifier files: `model.safetensors` plus `model.json`, never pickles.
+
+The JSON carries everything needed to use the weights correctly: label names, thresholds,
+the exact encoder versions, metrics and a summary of the training data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelError
+from core.fusion_head import HeadConfig
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ClassifierInfo:
+    version: str
+    labels: list[str]
+    thresholds: list[float]
+    global_threshold: float
+    threshold_mode: str  # "global" or "per_label": whichever won on validation
+    top1_fallback: bool
+    image_encoder: str  # registry name
+    text_encoder: str
+    image_key: str  # embedding cache keys: the exact preprocessing + weights revision
+    text_key: str
+    head: dict[str, Any]
+    external_ids: dict[str, str] = field(default_factory=dict)  # label -> id used in CSVs
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    ensemble: int = 1
+
+    def decision_thresholds(self) -> np.ndarray:
+        if self.threshold_mode == "per_label":
+            return np.asarray(self.thresholds, np.float32)
+        return np.full(len(self.labels), self.global_threshold, np.float32)
+
+
+def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:
+    """Write both files through temporary names and rename, so a crash leaves the old model."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_tmp = folder / f".model.safetensors.{os.getpid()}.tmp"
+    meta_tmp = folder / f".model.json.{os.getpid()}.tmp"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+    meta = {"format": FORMAT_VERSION, **info.__dict__}
+    meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(weights_tmp, folder / "model.safetensors")
+    os.replace(meta_tmp, folder / "model.json")
+
+
+def read_info(folder: Path) -> ClassifierInfo:
+    path = Path(folder) / "model.json"
+    if not path.is_file():
+        found = sorted(p.name for p in Path(folder).glob("*")) if Path(folder).is_dir() else []
+        hint = " (pickled models are refused; use safetensors)" if any(
+            n.endswith((".pkl", ".pickle", ".pt", ".pth", ".ckpt")) for n in found) else ""
+        raise ModelError(f"no Tagline model in {folder}: model.json is missing{hint}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
+    if meta.pop("format", None) != FORMAT_VERSION:
+        raise ModelError(f"{path} has an unknown format; this Tagline reads format {FORMAT_VERSION}")
+    try:
+        return ClassifierInfo(**meta)
+    except TypeError as exc:
+        raise ModelError(f"{path} is incomplete: {exc}") from exc
+
+
+def load_head_weights(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; the model folder is incomplete")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise ModelError(f"{path} is damaged: {exc}") from exc
+
+
+def head_config(info: ClassifierInfo) -> HeadConfig:
+    return HeadConfig(**info.head)
+
+
+def default_model_dir() -> Path:
+    """The model shipped with Tagline: `models/default` beside the packages, read-only."""
+    override = os.environ.get("TAGLINE_DEFAULT_MODEL")
+    if override:
+        return Path(override)
+    import core
+
+    return Path(str(resources.files(core))).parent / "models" / "default"

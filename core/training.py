@@ -1,0 +1,156 @@
+"""Training the fused head on cached embeddings: seconds on a CPU, early stopping on validation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.fusion_head import HeadConfig, create_head
+from core.metrics import best_global_threshold, best_label_thresholds, decide, samples_f1
+from core.progress import CancelToken, Job, Progress
+
+
+@dataclass
+class TrainingData:
+    image: np.ndarray  # (n, image dim) float32
+    text: np.ndarray  # (n, text dim) float32, zero rows where no caption
+    has_caption: np.ndarray  # (n,) float32
+    targets: np.ndarray  # (n, labels) bool
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 15
+    patience: int = 4
+    batch_size: int = 512
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    loss: str = "weighted_bce"  # or "asymmetric"
+    ensemble: int = 1
+    hidden: int = 384
+    seed: int = 0
+
+
+@dataclass
+class TrainedHead:
+    heads: list[Any]
+    config: HeadConfig
+    global_threshold: float
+    thresholds: np.ndarray
+    threshold_mode: str
+    validation: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _loss_fn(config: TrainConfig, targets: np.ndarray) -> Any:
+    import torch
+
+    positives = targets.sum(axis=0).clip(min=1)
+    weight = torch.tensor(np.sqrt((len(targets) - positives) / positives).clip(1.0, 20.0), dtype=torch.float32)
+    if config.loss == "weighted_bce":
+        return torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+    if config.loss == "asymmetric":
+        def asymmetric(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            p = torch.sigmoid(logits)
+            p_neg = (p - 0.05).clamp(min=0)
+            loss_pos = y * torch.log(p.clamp(min=1e-8))
+            loss_neg = (1 - y) * p_neg**4 * torch.log((1 - p_neg).clamp(min=1e-8))
+            return -(loss_pos + loss_neg).sum(dim=1).mean()
+        return asymmetric
+    raise ValueError(f"unknown loss {config.loss!r}; use weighted_bce or asymmetric")
+
+
+def predict_heads(heads: list[Any], image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
+    """Average of the ensemble's sigmoid outputs."""
+    import torch
+
+    with torch.inference_mode():
+        x_i, x_t, x_c = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (image, text, has_caption))
+        total = torch.stack([torch.sigmoid(h.eval()(x_i, x_t, x_c)) for h in heads]).mean(0)
+        return np.asarray(total.numpy())
+
+
+def train_head(
+    data: TrainingData,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    cancel: CancelToken | None = None,
+) -> Job[TrainedHead]:
+    """Train `config.ensemble` heads; yields a Progress per epoch with losses and val F1."""
+    import torch
+
+    head_config = HeadConfig(
+        image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
+        hidden=config.hidden,
+    )
+    tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+               for a in (data.image, data.text, data.has_caption, data.targets)]
+    train_t = [t[torch.from_numpy(train_idx)] for t in tensors]
+    val_t = [t[torch.from_numpy(val_idx)] for t in tensors]
+    truth_val = data.targets[val_idx].astype(bool)
+    mean = train_t[0].mean(0)
+    std = train_t[0].std(0).clamp(min=1e-3)
+    loss_fn = _loss_fn(config, data.targets[train_idx])
+    heads: list[Any] = []
+    history: list[dict[str, float]] = []
+    total_epochs = config.ensemble * config.max_epochs
+    started = time.perf_counter()
+    for member in range(config.ensemble):
+        torch.manual_seed(config.seed + member)
+        generator = torch.Generator().manual_seed(config.seed + member)
+        head = create_head(head_config)
+        head.image_mean.copy_(mean)
+        head.image_std.copy_(std)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
+        best_state, best_f1, stale = None, -1.0, 0
+        for epoch in range(config.max_epochs):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            head.train()
+            order = torch.randperm(len(train_idx), generator=generator)
+            running = 0.0
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                logits = head(train_t[0][batch], train_t[1][batch], train_t[2][batch])
+                loss = loss_fn(logits, train_t[3][batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                running += float(loss.detach()) * len(batch)
+            schedule.step()
+            probs = predict_heads([head], val_t[0].numpy(), val_t[1].numpy(), val_t[2].numpy())
+            val_f1 = samples_f1(truth_val, decide(probs, 0.5))
+            record = {"member": member, "epoch": epoch + 1, "train_loss": running / len(order),
+                      "val_samples_f1": val_f1, "seconds": time.perf_counter() - started}
+            history.append(record)
+            yield Progress("train", member * config.max_epochs + epoch + 1, total_epochs,
+                           message=f"model {member + 1}/{config.ensemble} epoch {epoch + 1}: val F1 {val_f1:.4f}",
+                           extra=record)
+            if val_f1 > best_f1 + 1e-4:
+                best_f1, stale = val_f1, 0
+                best_state = {k: v.clone() for k, v in head.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+        assert best_state is not None
+        head.load_state_dict(best_state)
+        heads.append(head.eval())
+    probs = predict_heads(heads, val_t[0].numpy(), val_t[1].numpy(), val_t[2].numpy())
+    global_t, global_f1 = best_global_threshold(truth_val, probs)
+    per_label = best_label_thresholds(truth_val, probs, global_t)
+    per_label_f1 = samples_f1(truth_val, decide(probs, per_label))
+    mode = "per_label" if per_label_f1 > global_f1 else "global"
+    return TrainedHead(
+        heads=heads, config=head_config, global_threshold=global_t, thresholds=per_label,
+        threshold_mode=mode,
+        validation={"samples_f1_global": global_f1, "samples_f1_per_label": per_label_f1,
+                    "seconds": time.perf_counter() - started},
+        history=history,
+    )

@@ -1,0 +1,1 @@
+"""Tagline desktop application (PySide6): a thin layer over `core`."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: a fresh copy of the bundled sample, isolated cache and user folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "resources" / "sample"
+SHARED = ROOT.parent / "shared" / "data"
+COMP = SHARED / "comp5329"
+
+needs_shared = pytest.mark.skipif(not (COMP / "train.csv").is_file(), reason="../shared/data is not present")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ONNX exports are shared by the session (they are deterministic); user data is not real."""
+    cache = os.environ.get("TAGLINE_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    os.environ["TAGLINE_CACHE_DIR"] = cache
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data_home"))
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def sample_folder(tmp_path: Path) -> Path:
+    """The four licensed sample photos, their captions CSV moved out of the folder."""
+    folder = tmp_path / "photos"
+    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.csv", "*.md"))
+    return folder
+
+
+@pytest.fixture
+def comp_slice(tmp_path: Path) -> Path:
+    """160 real photos of the default model's held-out part (symlinks, not copies)."""
+    if not (COMP / "train.csv").is_file():
+        pytest.skip("../shared/data is not present")
+    from core.learn import SplitRule
+
+    folder = tmp_path / "comp"
+    folder.mkdir()
+    names = (f"{i}.jpg" for i in range(18000))
+    held_out = [n for n in names if SplitRule().part(n) == "holdout"][:160]
+    for name in held_out:
+        (folder / name).symlink_to(COMP / "images" / name)
+    return folder

@@ -1,0 +1,84 @@
+"""Caption CSV import: quirks of real files, rejected rows with line numbers, one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.captions_io import import_rows, load_label_map, read_caption_csv, safe_relpath, split_labels
+from core.errors import CsvImportError
+from core.progress import run_to_end
+from core.store import ProjectStore
+from core.sync import sync_folder
+from tests.conftest import COMP, ROOT, needs_shared
+
+QUIRKY = (
+    'ImageID,Labels,Caption\n'
+    '0.jpg,1,"Woman in swim suit holding parasol."\n'
+    '1.jpg,1 19,"A caption that spans\ntwo lines inside quotes."\n'
+    '2.jpg,10,"A sign with caution" tape around it."\n'
+    '3.jpg,1,"dup first"\n'
+    '3.jpg,1,"dup second"\n'
+    '../escape.jpg,1,"outside"\n'
+    '4.jpg\n'
+)
+
+
+def test_quirky_rows_are_read_or_reported_with_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(QUIRKY, encoding="utf-8")
+    result = read_caption_csv(path)
+    by_id = {row.image_id: row for row in result.rows}
+    assert by_id["1.jpg"].caption == "A caption that spans\ntwo lines inside quotes."
+    assert by_id["1.jpg"].labels == ("1 19",)
+    assert by_id["2.jpg"].caption is not None and "caution" in by_id["2.jpg"].caption
+    assert by_id["3.jpg"].caption == "dup first"
+    rejected = dict(result.rejected)
+    assert "duplicate" in rejected[7]
+    assert "outside the folder" in rejected[8]
+    assert "columns" in rejected[9]
+    assert len(result.rows) + len(result.rejected) == 7
+
+
+def test_bad_header_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    with pytest.raises(CsvImportError, match="line 1"):
+        read_caption_csv(path)
+
+
+def test_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffImageID,Caption\r\na.jpg,hello\r\n".encode())
+    assert [(r.image_id, r.caption) for r in read_caption_csv(path).rows] == [("a.jpg", "hello")]
+
+
+@pytest.mark.parametrize("raw", ["../x.jpg", "/etc/passwd", "a/../../b.jpg", "C:\\win.jpg", " "])
+def test_paths_cannot_escape_the_folder(raw: str) -> None:
+    assert safe_relpath(raw) is None
+
+
+def test_label_cells_split_names_with_spaces() -> None:
+    assert split_labels("person;traffic light") == ["person", "traffic light"]
+    assert split_labels("traffic light", {"traffic light"}) == ["traffic light"]
+    assert split_labels("1 10 3") == ["1", "10", "3"]
+
+
+def test_import_writes_captions_labels_and_negatives(sample_folder: Path, tmp_path: Path) -> None:
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    report = import_rows(store, read_caption_csv(ROOT / "resources" / "sample" / "captions.csv"))
+    assert report.captions == 4 and report.rejected == []
+    ids = store.image_ids_by_relpath()
+    confirmed = store.confirmations()
+    assert confirmed[ids["chelsea.jpg"]] == {"person": False, "cat": True}
+    assert store.caption(ids["rocket.jpg"]) == ("A rocket standing on the launch pad under a clear sky.", "imported")
+
+
+@needs_shared
+def test_the_real_comp5329_file_loses_no_row() -> None:
+    result = read_caption_csv(COMP / "train.csv")
+    assert len(result.rows) == 18000 and result.rejected == []
+    label_map = load_label_map(ROOT / "resources" / "label_maps" / "comp5329.json")
+    assert all(t in label_map for row in result.rows for t in split_labels(row.labels[0]))

@@ -1,0 +1,126 @@
+"""End to end through `tagline`: the bundled model on real photos, bad files, resume, export."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from core.classifier import Classifier, classify_project
+from core.cli import main
+from core.errors import Cancelled
+from core.progress import CancelToken, run_to_end
+from core.store import ProjectStore
+from core.sync import sync_folder
+from tests import badfiles
+from tests.conftest import COMP, ROOT
+
+CAPTIONS = ROOT / "resources" / "sample" / "captions.csv"
+
+
+def read_rows(path: Path) -> dict[str, list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {row["ImageID"]: row for row in csv.DictReader(handle)}  # type: ignore[misc]
+
+
+def test_classify_labels_the_sample_photos(sample_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "classify", str(sample_folder), "--captions", str(CAPTIONS), "--out", str(out)]) == 0
+    rows = read_rows(out)
+    assert set(rows) == {"astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"}
+    assert "person" in rows["astronaut.jpg"]["Labels"].split(";")  # type: ignore[union-attr]
+    assert "cat" in rows["chelsea.jpg"]["Labels"].split(";")  # type: ignore[union-attr]
+    assert rows["chelsea.jpg"]["Caption"].startswith("A tabby cat")  # type: ignore[index]
+
+
+def test_photo_alone_still_finds_the_cat(sample_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "classify", str(sample_folder), "--out", str(out), "--probabilities"]) == 0
+    row = read_rows(out)["chelsea.jpg"]
+    assert "cat" in row["Labels"].split(";")  # type: ignore[union-attr]
+    assert float(row["p_cat"]) > 0.5  # type: ignore[arg-type]
+
+
+def test_bad_files_are_skipped_reported_and_exit_status_says_so(
+    sample_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    badfiles.truncated_jpeg(sample_folder / "astronaut.jpg", sample_folder / "truncated.jpg")
+    badfiles.zero_byte(sample_folder / "empty.jpg")
+    badfiles.text_named_jpg(sample_folder / "page.jpg")
+    badfiles.bomb_png(sample_folder / "bomb.png")
+    out = tmp_path / "pred.csv"
+    status = main(["classify", str(sample_folder), "--out", str(out)])
+    assert status == 1
+    err = capsys.readouterr().err
+    for name in ("truncated.jpg", "empty.jpg", "page.jpg", "bomb.png"):
+        assert f"skipped {name}" in err
+    assert set(read_rows(out)) >= {"astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"}
+
+
+def test_interrupted_classify_resumes_without_redoing(sample_folder: Path) -> None:
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    classifier = Classifier()
+    cancel = CancelToken()
+    job = classify_project(store, classifier, batch_size=2, cancel=cancel)
+    finished: list[int] = []
+    with pytest.raises(Cancelled):
+        for event in job:
+            finished += event.extra.get("image_ids", [])
+            if finished:
+                cancel.cancel()
+    assert len(finished) == 2
+    assert set(store.prediction_inputs(classifier.version)) == set(finished)
+    report = run_to_end(classify_project(store, classifier, batch_size=2))
+    assert (report.classified, report.already_done) == (2, 2)
+    store.set_caption(finished[0], "a new caption", "typed")
+    again = run_to_end(classify_project(store, classifier, batch_size=2))
+    assert again.classified == 1  # only the image whose caption changed
+
+
+def test_export_merges_confirmations_and_round_trips(sample_folder: Path, tmp_path: Path) -> None:
+    assert main(["-q", "classify", str(sample_folder), "--captions", str(CAPTIONS)]) == 0
+    store = ProjectStore(sample_folder)
+    ids = store.image_ids_by_relpath()
+    store.confirm(ids["coffee.jpg"], "traffic light", True)
+    store.set_caption(ids["rocket.jpg"], "=HYPERLINK(\"http://x\")", "typed")
+    out = tmp_path / "all.csv"
+    assert main(["-q", "export", str(sample_folder), "--out", str(out), "--probabilities"]) == 0
+    rows = read_rows(out)
+    assert "traffic light" in rows["coffee.jpg"]["Labels"].split(";")  # type: ignore[union-attr]
+    assert rows["rocket.jpg"]["Caption"].startswith("'=")  # type: ignore[union-attr]
+    truth = tmp_path / "truth.csv"
+    truth.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
+    report_json = tmp_path / "r.json"
+    assert main(["evaluate", str(out), str(truth), "--json", str(report_json)]) == 0
+    assert '"samples_f1": 1.0' in report_json.read_text()
+
+
+def test_label_ids_output_matches_the_input_convention(sample_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ids.csv"
+    assert main(["-q", "classify", str(sample_folder), "--captions", str(CAPTIONS), "--out", str(out),
+                 "--label-ids"]) == 0
+    assert "17" in read_rows(out)["chelsea.jpg"]["Labels"].split()  # type: ignore[union-attr]
+
+
+def test_missing_model_is_a_clear_error(sample_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["classify", str(sample_folder), "--model", str(tmp_path / "nope")]) == 2
+    assert "model.json is missing" in capsys.readouterr().err
+
+
+def test_real_photos_score_well_against_their_truth(comp_slice: Path, tmp_path: Path) -> None:
+    """160 comp5329 photos with their human captions: a sanity floor, not the benchmark."""
+    truth = tmp_path / "truth.csv"
+    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if (comp_slice / r["ImageID"]).exists()]
+    with open(truth, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["ImageID", "Labels", "Caption"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "pred.csv"
+    assert main(["-q", "classify", str(comp_slice), "--captions", str(truth), "--out", str(out), "--label-ids"]) == 0
+    from core.evaluation import evaluate_csvs
+
+    report, _ = evaluate_csvs(out, truth)
+    assert report.samples_f1 > 0.75

@@ -1,0 +1,83 @@
+"""Golden tests: real photos through the real pretrained weights; torch and ONNX agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.encoders import ImageEncoder, TextEncoder, preprocess_image
+from core.errors import ModelError
+from core.images import load_rgb
+from core.registry import image_spec, text_spec, timm_image_spec
+from core.torch_encoders import PooledFeatures, build_timm_backbone, create_text_module, load_state_dict
+
+IMAGENET_CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_lite0_weights_recognise_the_cat(sample_folder: Path) -> None:
+    import torch
+
+    spec = image_spec("efficientnet_lite0")
+    model = build_timm_backbone(spec)
+    pixels = torch.from_numpy(preprocess_image(load_rgb(sample_folder / "chelsea.jpg"), spec))[None]
+    with torch.inference_mode():
+        top = model(pixels).softmax(-1)[0].topk(3).indices.tolist()
+    assert IMAGENET_CATS & set(top)
+
+
+def test_onnx_image_embeddings_match_torch(sample_folder: Path) -> None:
+    import torch
+
+    spec = image_spec("efficientnet_lite0")
+    batch = np.stack([preprocess_image(load_rgb(p), spec) for p in sorted(sample_folder.glob("*.jpg"))])
+    onnx = ImageEncoder(spec, prefer_gpu=False)
+    assert onnx.provider == "CPUExecutionProvider"
+    with torch.inference_mode():
+        reference = PooledFeatures.create(spec)(torch.from_numpy(batch)).numpy()
+    assert np.allclose(onnx.encode(batch), reference, atol=1e-3, rtol=1e-3)
+
+
+def test_caption_embeddings_match_torch_and_rank_sensibly() -> None:
+    import torch
+
+    spec = text_spec("minilm_l6")
+    encoder = TextEncoder(spec, prefer_gpu=False)
+    texts = ["a cat sleeping on a sofa", "a kitten asleep on the couch", "a red bus in the city street"]
+    vectors = encoder.encode(texts)
+    ids, mask = encoder.tokenize(texts)
+    with torch.inference_mode():
+        reference = create_text_module(spec)(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    assert np.allclose(vectors, reference, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+def test_other_timm_backbones_load_from_a_local_file(tmp_path: Path) -> None:
+    """The path users take for other backbones, checked with a local safetensors file."""
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet10t", pretrained=False)
+    save_file(source.state_dict(), str(tmp_path / "resnet10t.safetensors"))
+    spec = timm_image_spec("resnet10t", tmp_path / "resnet10t.safetensors", input_size=64)
+    model = build_timm_backbone(spec)
+    assert all(np.allclose(a.numpy(), b.numpy()) for a, b in zip(source.state_dict().values(), model.state_dict().values()))
+    assert spec.dim == 2 * source.num_features
+
+
+def test_pickles_and_unknown_formats_are_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="refusing"):
+        load_state_dict(evil)
+    import pickle
+
+    class Boom:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("executed",))
+
+    pth = tmp_path / "evil.pth"
+    pth.write_bytes(pickle.dumps({"w": Boom()}))
+    with pytest.raises(ModelError, match="refusing"):
+        load_state_dict(pth)
