@@ -10,7 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "resources" / "sample"
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = next(
+    (p for p in (Path(os.environ.get("TAGLINE_SHARED_DATA", "")), ROOT.parent / "shared" / "data", Path("/work/shared/data"))
+     if str(p) not in ("", ".") and (p / "comp5329" / "train.csv").is_file()),
+    ROOT.parent / "shared" / "data",
+)
 COMP = SHARED / "comp5329"
 
 needs_shared = pytest.mark.skipif(not (COMP / "train.csv").is_file(), reason="../shared/data is not present")
