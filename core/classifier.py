@@ -41,7 +41,7 @@ class Classifier:
         return self.info.labels
 
     def encoders(self, prefer_gpu: bool = True) -> Encoders:
-        return Encoders(image_spec(self.info.image_encoder), text_spec(self.info.text_encoder), prefer_gpu)
+        return Encoders(image_spec(self.info.image_encoder, self.folder), text_spec(self.info.text_encoder), prefer_gpu)
 
     def predict(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
         from core.training import predict_heads

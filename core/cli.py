@@ -15,6 +15,7 @@ from core.progress import CancelToken, Progress
 
 T = TypeVar("T")
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED = 20  # rejected CSV rows listed one by one; the rest are counted
 
 
 def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
@@ -65,8 +66,10 @@ def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) ->
         label_map = load_label_map(args.label_map) if getattr(args, "label_map", None) else None
         report = import_rows(store, read_caption_csv(args.captions), label_map,
                              overwrite_captions=not getattr(args, "keep_typed", False), import_labels=with_labels)
-        for line, reason in report.rejected:
+        for line, reason in report.rejected[:MAX_LISTED]:
             _warn(f"{args.captions}, line {line}: {reason}")
+        if len(report.rejected) > MAX_LISTED:
+            _warn(f"... and {len(report.rejected) - MAX_LISTED} more rejected rows")
         rejected = len(report.rejected)
         _info(args, f"imported {report.captions} captions, {report.labelled} labelled rows, {rejected} rows rejected")
     have = store.captions()
@@ -109,6 +112,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.failures or rejected else EXIT_OK
 
 
+def cmd_caption(args: argparse.Namespace) -> int:
+    from core.caption_job import caption_project, write_caption_csv
+    from core.captioning import load_captioner
+
+    captioner = load_captioner(args.model, prefer_gpu=not args.cpu)
+    store = _open_store(args)
+    report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
+    for relpath, reason in report.failures:
+        _warn(f"skipped {relpath}: {reason}")
+    rate = report.captioned / report.seconds if report.seconds else 0.0
+    _info(args, f"captioned {report.captioned} images ({rate:.1f}/s), {report.kept} already had a caption, "
+                f"{len(report.failures)} failed; {captioner.name}")
+    if args.out:
+        count = write_caption_csv(store, Path(args.out))
+        _info(args, f"wrote {count} captions to {args.out}")
+    return EXIT_PARTIAL if report.failures else EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.captions_io import load_label_map
     from core.embedding import Encoders
@@ -117,12 +138,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.training import TrainConfig
 
     store = _open_store(args)
-    _import_captions(args, store, with_labels=True)
+    rejected = _import_captions(args, store, with_labels=True)
     encoders = Encoders(image_spec(args.image_encoder), text_spec(args.text_encoder), not args.cpu)
     external = {v: k for k, v in load_label_map(args.label_map).items()} if args.label_map else None
     config = TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed)
     split = SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed)
-    result = drive(learn(store, Path(args.out), encoders, split, config, external, args.cancel), args.quiet)
+    if args.finetune:
+        from core.finetune import FinetuneConfig, finetune
+
+        tune = FinetuneConfig(epochs=args.finetune_epochs, device="cpu" if args.cpu else "auto")
+        job = finetune(store, Path(args.out), encoders, split, tune, config, external, args.cancel)
+    else:
+        job = learn(store, Path(args.out), encoders, split, config, external, args.cancel)
+    result = drive(job, args.quiet)
     metrics = result.info.metrics
     print(f"model {result.info.version} saved to {result.model_dir}")
     print(f"validation samples F1 {metrics['validation']['samples_f1_global']:.4f} (global threshold "
@@ -131,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name, scores in metrics["holdout"].items():
             print(f"held-out {name}: samples F1 {scores['samples_f1']:.4f}, micro F1 {scores['micro_f1']:.4f}, "
                   f"macro F1 {scores['macro_f1']:.4f}")
-    return EXIT_OK
+    return EXIT_PARTIAL if rejected else EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -223,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_classify)
 
+    sub = folder_verb("caption", "Generate captions for images that have none (source: generated).")
+    sub.add_argument("--model", help="captioner folder or a Hugging Face BLIP folder (default: the bundled captioner)")
+    sub.add_argument("--out", help="write ImageID,Caption,Source as CSV")
+    sub.add_argument("--overwrite", action="store_true", help="also replace imported and typed captions")
+    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_caption)
+
     sub = folder_verb("train", "Train a model from the project's confirmed labels.")
     captions_args(sub)
     sub.add_argument("--out", required=True, help="folder for the new model")
@@ -232,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--ensemble", type=int, default=1, help="heads averaged (different seeds)")
     sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="weighted_bce")
     sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--image-encoder", default="efficientnet_lite0")
+    sub.add_argument("--image-encoder", default="efficientnet_lite0",
+                     help="registered encoder, or timm:MODEL[@WEIGHTS] (timm downloads weights when online)")
+    sub.add_argument("--finetune", action="store_true",
+                     help="fine-tune the image backbone end to end with augmentation first (for a GPU)")
+    sub.add_argument("--finetune-epochs", type=int, default=4)
     sub.add_argument("--text-encoder", default="minilm_l6")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_train)

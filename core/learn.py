@@ -49,10 +49,10 @@ def collect_training_data(
     store: ProjectStore, encoders: Encoders, labels: list[str] | None = None,
     batch_size: int = 64, cancel: CancelToken | None = None,
 ) -> Job[tuple[TrainingData, list[str]]]:
-    """Embeddings and targets of every image with at least one confirmed label."""
+    """Embeddings and targets of every image a person decided on (all-absent counts too)."""
     confirmed = store.confirmations()
     names = labels or [lab.name for lab in store.labels()]
-    records = [r for r in store.images() if any(confirmed.get(r.id, {}).values())]
+    records = [r for r in store.images() if r.id in confirmed]
     if not records:
         raise TaglineError("no image has a confirmed label yet: import labels or confirm some first")
     parts: list[tuple[int, np.ndarray, np.ndarray, float]] = []
@@ -78,8 +78,13 @@ def learn(
     config: TrainConfig = TrainConfig(),
     external_ids: dict[str, str] | None = None,
     cancel: CancelToken | None = None,
+    image_encoder_name: str | None = None,
 ) -> Job[LearnResult]:
-    """Train, pick thresholds on validation, score the held-out part once, save a version."""
+    """Train, pick thresholds on validation, score the held-out part once, save a version.
+
+    `image_encoder_name` overrides the name written to model.json (a fine-tuned backbone is
+    named relative to the model folder so the folder can be moved).
+    """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
     part = np.array([split.part(p) for p in relpaths])
     train_idx, val_idx, hold_idx = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
@@ -94,7 +99,7 @@ def learn(
     info = ClassifierInfo(
         version=version, labels=data.labels, thresholds=[float(t) for t in trained.thresholds],
         global_threshold=trained.global_threshold, threshold_mode=trained.threshold_mode,
-        top1_fallback=True, image_encoder=encoders.image_spec.name, text_encoder=encoders.text_spec.name,
+        top1_fallback=True, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads),
         training={

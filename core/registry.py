@@ -89,29 +89,51 @@ DEFAULT_IMAGE_ENCODER = "efficientnet_lite0"
 DEFAULT_TEXT_ENCODER = "minilm_l6"
 
 
-def timm_image_spec(
-    timm_name: str, weights: Path | None = None, input_size: int = 256,
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225),
-) -> ImageEncoderSpec:
-    """Any timm backbone: local weights file, or timm's pretrained download when online."""
+def timm_image_spec(timm_name: str, weights: Path | None = None, input_size: int = 256) -> ImageEncoderSpec:
+    """Any timm backbone: a local weights file, or timm's pretrained download when online.
+
+    The spec name `timm:NAME` or `timm:NAME@WEIGHTS` round-trips through model metadata; the
+    cache key carries a digest of the weights so fine-tuned versions never share embeddings.
+    """
     import timm
 
     if weights is not None and not Path(weights).is_file():
         raise ModelError(f"weights file {weights} does not exist")
     probe = timm.create_model(timm_name, pretrained=False, num_classes=0)
-    name = f"timm-{timm_name}" + (f"-{Path(weights).stem}" if weights else "")
+    config = getattr(probe, "pretrained_cfg", {}) or {}
+    mean = tuple(config.get("mean", (0.485, 0.456, 0.406)))
+    std = tuple(config.get("std", (0.229, 0.224, 0.225)))
+    revision = int(_file_digest(Path(weights)), 16) % 10**8 if weights else 1
     spec = ImageEncoderSpec(
-        name=name, timm_name=timm_name, input_size=input_size, mean=mean, std=std,
-        weights=lambda: Path(weights) if weights else None, pooled_dim=int(probe.num_features),  # type: ignore[arg-type]
+        name=f"timm:{timm_name}" + (f"@{weights}" if weights else ""), timm_name=timm_name,
+        input_size=input_size, mean=mean, std=std,  # type: ignore[arg-type]
+        weights=lambda: Path(weights) if weights else None,
+        pooled_dim=int(probe.num_features),  # type: ignore[arg-type]
+        revision=revision,
     )
     return register_image(spec)
 
 
-def image_spec(name: str) -> ImageEncoderSpec:
-    if name not in _IMAGE:
-        raise ModelError(f"unknown image encoder {name!r}; known: {', '.join(sorted(_IMAGE))}")
-    return _IMAGE[name]
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.blake2b(path.read_bytes(), digest_size=4).hexdigest()
+
+
+def image_spec(name: str, base_dir: Path | None = None) -> ImageEncoderSpec:
+    """A registered encoder, or `timm:NAME[@WEIGHTS]` (WEIGHTS relative to `base_dir`)."""
+    if name in _IMAGE:
+        return _IMAGE[name]
+    if name.startswith("timm:"):
+        timm_name, _, weights = name[len("timm:"):].partition("@")
+        path = Path(weights) if weights else None
+        if path is not None and not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        spec = timm_image_spec(timm_name, path)
+        return _IMAGE.setdefault(name, spec)
+    raise ModelError(
+        f"unknown image encoder {name!r}; known: {', '.join(sorted(_IMAGE))}, or timm:MODEL[@WEIGHTS]"
+    )
 
 
 def text_spec(name: str) -> TextEncoderSpec:

@@ -61,6 +61,7 @@ def test_other_timm_backbones_load_from_a_local_file(tmp_path: Path) -> None:
     source = timm.create_model("resnet10t", pretrained=False)
     save_file(source.state_dict(), str(tmp_path / "resnet10t.safetensors"))
     spec = timm_image_spec("resnet10t", tmp_path / "resnet10t.safetensors", input_size=64)
+    assert image_spec("timm:resnet10t@resnet10t.safetensors", tmp_path).key.startswith("image:timm:resnet10t@")
     model = build_timm_backbone(spec)
     assert all(np.allclose(a.numpy(), b.numpy()) for a, b in zip(source.state_dict().values(), model.state_dict().values()))
     assert spec.dim == 2 * source.num_features

@@ -1,0 +1,42 @@
+"""Application start: a window on screen fast, then the folder, then the slow checks.
+
+Nothing here imports torch, timm or onnxruntime; jobs import them on a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName("Tagline")
+    app.setApplicationName("Tagline")
+    from core import __version__
+
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def run(folder: Path | None = None) -> int:
+    """`tagline gui [FOLDER]`: show the window, open FOLDER if given, run until closed."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    from gui.errors import install_excepthook
+    from gui.main_window import MainWindow
+
+    install_excepthook()
+    window = MainWindow()
+    window.show()
+    if folder is not None:
+        # after the first paint, so the window appears before the database is read
+        QTimer.singleShot(0, lambda: window.open_folder(Path(folder)))
+    window.jobs.probe_device_later()
+    return app.exec()

@@ -1,0 +1,70 @@
+"""The review toolbar: filter by label, text, review state, disagreement, confidence; sort."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+
+from gui.gallery import ViewFilter
+
+ALL_LABELS = "All labels"
+
+
+class FilterBar(QWidget):
+    changed = Signal(object)  # ViewFilter
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QComboBox()
+        self.label.setMinimumContentsLength(12)
+        self.text = QLineEdit()
+        self.text.setPlaceholderText("Search captions and file names")
+        self.text.setClearButtonEnabled(True)
+        self.text.setMinimumWidth(180)
+        self.reviewed = QComboBox()
+        self.reviewed.addItems(["Reviewed or not", "Unreviewed", "Reviewed"])
+        self.disagreement = QCheckBox("Disagreements")
+        self.disagreement.setToolTip("Images where your decision differs from the model's prediction")
+        self.min_conf = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, value=0.0)
+        self.max_conf = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, value=1.0)
+        for spin in (self.min_conf, self.max_conf):
+            spin.setToolTip("Range of the image's highest label confidence")
+        self.sort = QComboBox()
+        self.sort.addItems(["Sort by name", "Most uncertain first"])
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        for widget in (self.label, self.text, self.reviewed, self.disagreement, QLabel("Confidence"),
+                       self.min_conf, QLabel("to"), self.max_conf, self.sort):
+            layout.addWidget(widget, 2 if widget is self.text else 0)
+        self._debounce = QTimer(self, singleShot=True, interval=250)
+        self._debounce.timeout.connect(self._emit)
+        self.text.textChanged.connect(self._debounce.start)
+        for combo in (self.label, self.reviewed, self.sort):
+            combo.currentIndexChanged.connect(self._emit)
+        self.disagreement.toggled.connect(self._emit)
+        self.min_conf.valueChanged.connect(self._debounce.start)
+        self.max_conf.valueChanged.connect(self._debounce.start)
+        self.set_labels([])
+
+    def set_labels(self, names: list[str]) -> None:
+        current = self.label.currentText()
+        self.label.blockSignals(True)
+        self.label.clear()
+        self.label.addItems([ALL_LABELS, *names])
+        self.label.setCurrentText(current if current in names else ALL_LABELS)
+        self.label.blockSignals(False)
+
+    def value(self) -> ViewFilter:
+        label = self.label.currentText()
+        return ViewFilter(
+            label="" if label == ALL_LABELS else label,
+            text=self.text.text().strip(),
+            reviewed={0: None, 1: False, 2: True}[self.reviewed.currentIndex()],
+            disagreement=self.disagreement.isChecked(),
+            min_confidence=self.min_conf.value(),
+            max_confidence=self.max_conf.value(),
+            sort="uncertainty" if self.sort.currentIndex() == 1 else "name",
+        )
+
+    def _emit(self) -> None:
+        self.changed.emit(self.value())

@@ -1,0 +1,205 @@
+"""The thumbnail grid: a thin list model over the project snapshot, filtered and sorted in
+plain Python (one list of ids), and a view whose rows all have the same size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+
+from gui.project import Project
+from gui.thumbnails import ThumbnailLoader
+
+Index = QModelIndex | QPersistentModelIndex
+
+ImageIdRole = Qt.ItemDataRole.UserRole + 1
+RelpathRole = Qt.ItemDataRole.UserRole + 2
+CaptionRole = Qt.ItemDataRole.UserRole + 3
+HasCaptionRole = Qt.ItemDataRole.UserRole + 4
+ReviewedRole = Qt.ItemDataRole.UserRole + 5
+PredictedLabelsRole = Qt.ItemDataRole.UserRole + 6  # effective labels (confirmed override predicted)
+ConfirmedLabelsRole = Qt.ItemDataRole.UserRole + 7  # labels the person confirmed present
+UncertaintyRole = Qt.ItemDataRole.UserRole + 8
+ThumbnailRole = Qt.ItemDataRole.UserRole + 9  # QImage or None: never decodes
+
+
+def model_data(index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    """Ask the Python model directly. PySide6 6.12's `QModelIndex.data()` drops a reference to
+    None for every empty value, which crashes the interpreter after a few thousand paints."""
+    model = index.model()
+    return model.data(index, role) if model is not None else None
+
+
+@dataclass(frozen=True)
+class ViewFilter:
+    """What the grid shows. Empty fields mean "no restriction"."""
+
+    label: str = ""
+    text: str = ""
+    reviewed: bool | None = None
+    disagreement: bool = False
+    min_confidence: float = 0.0
+    max_confidence: float = 1.0
+    sort: str = "name"  # "name" or "uncertainty"
+
+    def is_default(self) -> bool:
+        return self == ViewFilter(sort=self.sort)
+
+
+class GalleryModel(QAbstractListModel):
+    def __init__(self, project: Project | None, loader: ThumbnailLoader, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.loader = loader
+        self.project: Project | None = None
+        self.filter = ViewFilter()
+        self._ids: list[int] = []
+        self._rows: dict[int, int] = {}
+        loader.loaded.connect(self._on_thumbnail)
+        self.set_project(project)
+
+    # -- wiring ---------------------------------------------------------------------------
+    def set_project(self, project: Project | None) -> None:
+        if self.project is not None:
+            self.project.reloaded.disconnect(self.refilter)
+            self.project.images_changed.disconnect(self._on_images_changed)
+        self.project = project
+        self.loader.reset()
+        if project is not None:
+            project.reloaded.connect(self.refilter)
+            project.images_changed.connect(self._on_images_changed)
+        self.refilter()
+
+    def set_filter(self, view_filter: ViewFilter) -> None:
+        self.filter = view_filter
+        self.refilter()
+
+    def refilter(self) -> None:
+        self.beginResetModel()
+        self._ids = self._visible_ids()
+        self._rows = {image_id: row for row, image_id in enumerate(self._ids)}
+        self.endResetModel()
+
+    def _visible_ids(self) -> list[int]:
+        project, f = self.project, self.filter
+        if project is None:
+            return []
+        ids = list(project.order)
+        if f.label:
+            ids = [i for i in ids if f.label in project.effective_labels(i)]
+        if f.text:
+            needle = f.text.casefold()
+            ids = [i for i in ids if needle in project.captions.get(i, ("", ""))[0].casefold()
+                   or needle in project.records[i].relpath.casefold()]
+        if f.reviewed is not None:
+            ids = [i for i in ids if (i in project.reviewed) == f.reviewed]
+        if f.disagreement:
+            ids = [i for i in ids if project.disagrees(i)]
+        if f.min_confidence > 0.0 or f.max_confidence < 1.0:
+            ids = [i for i in ids if self._in_confidence_range(i)]
+        if f.sort == "uncertainty":
+            ids.sort(key=lambda i: -project.uncertainty(i))
+        return ids
+
+    def _in_confidence_range(self, image_id: int) -> bool:
+        assert self.project is not None
+        probs = [p for p, _ in self.project.predictions.get(image_id, {}).values()]
+        return bool(probs) and self.filter.min_confidence <= max(probs) <= self.filter.max_confidence
+
+    # -- lookups --------------------------------------------------------------------------
+    def image_id(self, row: int) -> int:
+        return self._ids[row]
+
+    def ids(self) -> list[int]:
+        return list(self._ids)
+
+    def row_of(self, image_id: int) -> int | None:
+        return self._rows.get(image_id)
+
+    def request_thumbnail(self, index: Index) -> None:
+        """Called by the delegate when it paints a placeholder: queue that row (newest first)."""
+        if self.project is None or not index.isValid():
+            return
+        record = self.project.records[self._ids[index.row()]]
+        self.loader.request(record.id, self.project.store.image_path(record), f"{record.size}:{record.mtime_ns}")
+
+    # -- Qt model API ---------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._ids)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or self.project is None or not 0 <= index.row() < len(self._ids):
+            return None
+        image_id = self._ids[index.row()]
+        project = self.project
+        if role == Qt.ItemDataRole.DisplayRole:
+            return project.records[image_id].relpath.rsplit("/", 1)[-1]
+        if role in (ThumbnailRole, Qt.ItemDataRole.DecorationRole):
+            return self.loader.get(image_id)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            caption = project.captions.get(image_id, ("", ""))[0]
+            labels = ", ".join(project.effective_labels(image_id))
+            return "\n".join(x for x in (project.records[image_id].relpath, caption, labels) if x)
+        if role == ImageIdRole:
+            return image_id
+        if role == RelpathRole:
+            return project.records[image_id].relpath
+        if role == CaptionRole:
+            return project.captions.get(image_id, ("", ""))[0]
+        if role == HasCaptionRole:
+            return image_id in project.captions
+        if role == ReviewedRole:
+            return image_id in project.reviewed
+        if role == PredictedLabelsRole:
+            return project.effective_labels(image_id)
+        if role == ConfirmedLabelsRole:
+            return [n for n, v in project.confirmations.get(image_id, {}).items() if v]
+        if role == UncertaintyRole:
+            return project.uncertainty(image_id)
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def roleNames(self) -> dict[int, bytes]:
+        names = dict(super().roleNames())
+        names.update({ImageIdRole: b"imageId", RelpathRole: b"relpath", CaptionRole: b"caption",
+                      HasCaptionRole: b"hasCaption", ReviewedRole: b"reviewed",
+                      PredictedLabelsRole: b"labels", ConfirmedLabelsRole: b"confirmed",
+                      UncertaintyRole: b"uncertainty", ThumbnailRole: b"thumbnail"})
+        return names
+
+    # -- change notifications -------------------------------------------------------------
+    def _on_thumbnail(self, image_id: int) -> None:
+        row = self._rows.get(image_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [ThumbnailRole, Qt.ItemDataRole.DecorationRole])
+
+    def _on_images_changed(self, image_ids: list[int]) -> None:
+        rows = sorted(r for r in (self._rows.get(i) for i in image_ids) if r is not None)
+        if not rows:
+            return
+        # one signal for a contiguous run (a classify batch) instead of one per row
+        self.dataChanged.emit(self.index(rows[0]), self.index(rows[-1]))
+
+
+class GalleryView(QListView):
+    """Icon grid with uniform items; layout in batches so 100,000 rows appear at once."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setUniformItemSizes(True)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setSpacing(4)
+        self.setWordWrap(False)
+        self.setAcceptDrops(False)  # drops go to the main window (open folder)

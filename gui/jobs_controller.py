@@ -1,0 +1,211 @@
+"""Starts the window's background jobs and routes their signals: results stream into the
+project as they arrive, per-file failures are listed, errors go to `gui/errors.py`."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer
+
+from core.errors import TaglineError
+from core.progress import Progress
+from gui import errors
+from gui.export_dialog import ExportDialog
+from gui.jobs import ExportRequest, classify_job, device_job, export_job, model_summary, sync_job, train_job
+from gui.label_editor import LabelEditor
+from gui.worker import JobFactory, JobHandle, JobQueue
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+
+
+class JobsController(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.queue = JobQueue(self)
+        self.queue.started.connect(self._on_started)
+        self.device = ""
+        window.training.train_requested.connect(self.train)
+        window.training.activate_requested.connect(self.activate_model)
+
+    def _submit(self, name: str, factory: JobFactory) -> JobHandle:
+        handle = self.queue.submit(name, factory)
+        handle.failed.connect(partial(self._on_failed, name))
+        return handle
+
+    def _on_started(self, handle: JobHandle) -> None:
+        if handle.name != "device":
+            self.window.status.attach(handle, handle.name.capitalize())
+
+    def _on_failed(self, name: str, error: BaseException) -> None:
+        errors.show_error(self.window, error, f"{name.capitalize()} failed")
+
+    def _message(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 8000)
+
+    def cancel(self) -> None:
+        self.queue.cancel_all()
+
+    def stop_all(self) -> None:
+        self.queue.wait(60_000)
+
+    # -- jobs -----------------------------------------------------------------------------
+    def rescan(self, select: Path | None) -> JobHandle | None:
+        project = self.window.project
+        if project is None:
+            return None
+        handle = self._submit("scanning", partial(sync_job, project.store))
+        handle.succeeded.connect(lambda report: self._on_synced(report, select))
+        return handle
+
+    def _on_synced(self, report: Any, select: Path | None) -> None:
+        project = self.window.project
+        if project is None:
+            return
+        if report.added or report.removed or report.changed or report.moved:
+            project.reload()
+        self._message(f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing photos"
+                      + (f", {len(report.problems)} unreadable" if report.problems else ""))
+        errors.show_failures(self.window, "Scanning", [(p.path, p.reason) for p in report.problems])
+        if select is not None:
+            image_id = project.store.image_ids_by_relpath().get(select.resolve().relative_to(project.folder).as_posix())
+            if image_id is not None:
+                self.window.select_image(image_id)
+
+    def classify(self) -> JobHandle | None:
+        project = self.window.project
+        if project is None:
+            return None
+        self.window.detail.save_caption()
+        settings = self.window.settings
+        factory = partial(classify_job, project.store, project.get_active_model(), settings.batch_size,
+                          settings.prefer_gpu)
+        handle = self._submit("classifying", factory)
+        handle.progress.connect(self._on_classify_progress)
+        handle.succeeded.connect(self._on_classified)
+        return handle
+
+    def _on_classify_progress(self, step: Progress) -> None:
+        ids = step.extra.get("image_ids")
+        if ids and self.window.project is not None:
+            self.window.project.refresh_predictions(list(ids))
+            self.window.detail.labels_model.refresh()
+
+    def _on_classified(self, report: Any) -> None:
+        rate = report.classified / report.seconds if report.seconds else 0.0
+        if report.provider:
+            self.set_device("CUDA" if "CUDA" in report.provider else "CPU")
+        self._message(f"Classified {report.classified} images ({rate:.1f}/s), {report.already_done} already done, "
+                      f"{len(report.failures)} skipped")
+        errors.show_failures(self.window, "Classifying", report.failures)
+        if self.window.project is not None:
+            self.window.project.reload_labels()
+
+    def train(self) -> JobHandle | None:
+        project = self.window.project
+        if project is None:
+            return None
+        self.window.detail.save_caption()
+        out_dir = project.models_dir() / time.strftime("%Y%m%d-%H%M%S")
+        settings = self.window.settings
+        handle = self._submit("training", partial(train_job, project.store, out_dir, settings.train_epochs,
+                                                  settings.prefer_gpu))
+        self.window.tabs.setCurrentWidget(self.window.training)
+        self.window.training.start_training()
+        handle.progress.connect(self._on_train_progress)
+        handle.succeeded.connect(self._on_trained)
+        return handle
+
+    def _on_train_progress(self, step: Progress) -> None:
+        if step.stage == "train" and "train_loss" in step.extra:
+            self.window.training.on_epoch(step.extra)
+
+    def _on_trained(self, result: Any) -> None:
+        self.activate_model(result.model_dir)
+        self._message(f"Model {result.info.version} trained and now active; Classify all to apply it")
+
+    def export(self) -> JobHandle | None:
+        window = self.window
+        project = window.project
+        if project is None:
+            return None
+        window.detail.save_caption()
+        dialog = ExportDialog(project.folder, list(project.order), window.model.ids(), window.selected_ids(), window)
+        if not dialog.exec():
+            return None
+        return self.run_export(dialog.request())
+
+    def run_export(self, request: ExportRequest) -> JobHandle | None:
+        project = self.window.project
+        if project is None:
+            return None
+        handle = self._submit("exporting", partial(export_job, project.store, request))
+        where = "beside the photos" if request.fmt == "sidecars" else str(request.path)
+        handle.succeeded.connect(lambda count: self._message(f"Exported {count} images to {where}"))
+        return handle
+
+    def probe_device(self) -> None:
+        handle = self._submit("device", partial(device_job, self.window.settings.prefer_gpu))
+        handle.succeeded.connect(self.set_device)
+
+    def probe_device_later(self, msecs: int = 1500) -> None:
+        QTimer.singleShot(msecs, self.probe_device)
+
+    def set_device(self, device: str) -> None:
+        self.device = device
+        self.window.status.set_device(device)
+
+    # -- models ---------------------------------------------------------------------------
+    def model_versions(self) -> list[tuple[str, Path | None, float | None]]:
+        project = self.window.project
+        folders: list[Path | None] = [None]
+        if project is not None and project.models_dir().is_dir():
+            folders += sorted(p for p in project.models_dir().iterdir() if (p / "model.json").is_file())
+        versions = []
+        for folder in folders:
+            try:
+                info = model_summary(folder)
+            except TaglineError:
+                continue
+            score = info.metrics.get("holdout", {}).get("fused", {}).get("micro_f1")
+            versions.append((info.version, folder, score))
+        return versions
+
+    def show_active_model(self) -> None:
+        project = self.window.project
+        active = project.get_active_model() if project is not None else None
+        try:
+            info = model_summary(active)
+        except TaglineError as exc:
+            errors.show_error(self.window, exc, "The active model cannot be read; using the bundled one")
+            if project is not None:
+                project.set_active_model(None)
+            active, info = None, model_summary(None)
+        self.window.status.set_model(info.version)
+        self.window.training.show_model(info)
+        self.window.training.set_versions(self.model_versions(), active)
+
+    def seed_labels(self) -> None:
+        """A new project starts with the active model's labels, so hotkeys work before classifying."""
+        project = self.window.project
+        if project is None or project.labels:
+            return
+        try:
+            info = model_summary(project.get_active_model())
+        except TaglineError:
+            return
+        project.store.ensure_labels(info.labels, [info.external_ids.get(n) for n in info.labels])
+        project.labels = project.store.labels()
+
+    def activate_model(self, folder: Path | None) -> None:
+        if self.window.project is not None:
+            self.window.project.set_active_model(folder)
+            self.show_active_model()
+
+    def edit_labels(self) -> None:
+        if self.window.project is not None:
+            LabelEditor(self.window.project, self.window).exec()

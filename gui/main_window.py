@@ -1,0 +1,339 @@
+"""The main window: opening folders, the gallery with its detail panel, menus and shortcuts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import TaglineError
+from core.images import is_image_path
+from core.store import ProjectStore
+from gui import errors, review
+from gui.detail import DetailPanel
+from gui.filter_bar import FilterBar
+from gui.gallery import GalleryModel, GalleryView
+from gui.gallery_delegate import GalleryDelegate
+from gui.jobs_controller import JobsController
+from gui.label_list import hotkey_for
+from gui.project import Project
+from gui.settings import Settings, load_settings, qsettings, save_settings
+from gui.status import StatusBar
+from gui.thumbnails import ThumbnailLoader
+from gui.training_view import TrainingView
+from gui.worker import io_pool
+
+DROP_HINT = ("<div style='font-size:18pt; color:#888'>Drop a folder of photos here</div>"
+             "<div style='color:#999'><br>or use File &gt; Open Folder… (Ctrl+O)<br><br>"
+             "Tagline keeps its project beside your photos in <tt>.tagline/</tt>; your photos are never changed.</div>")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.project: Project | None = None
+        self.setWindowTitle("Tagline")
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        self.loader = ThumbnailLoader(self.settings.thumbnail_size, self.settings.thumbnail_cache_mb * 2**20, parent=self)
+        self.model = GalleryModel(None, self.loader, self)
+        self.view = GalleryView()
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(GalleryDelegate(self.settings.thumbnail_size, self.view))
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        self.filter_bar = FilterBar()
+        self.filter_bar.changed.connect(self._on_filter)
+        self.detail = DetailPanel()
+        self.detail.accepted.connect(self.accept_and_next)
+        self.detail.threshold_changed.connect(self.view.viewport().update)
+        self.training = TrainingView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.detail, "Details")
+        self.tabs.addTab(self.training, "Training")
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.jobs = JobsController(self)
+        self._build_central()
+        self._build_menus()
+        self._counts_timer = QTimer(self, singleShot=True, interval=200)
+        self._counts_timer.timeout.connect(self._update_counts)
+        self._restore_window_state()
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.drop_hint = QLabel(DROP_HINT)
+        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.filter_bar)
+        column.addWidget(self.view, 1)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([780, 480])
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.drop_hint)
+        self.stack.addWidget(self.splitter)
+        self.setCentralWidget(self.stack)
+
+    def _action(self, menu: object, text: str, slot: object, shortcut: str | QKeySequence.StandardKey | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)  # type: ignore[attr-defined]
+        self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open Folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.a_rescan = self._action(file, "Re&scan Folder", self.rescan, "F5", "Find new, changed and removed photos")
+        self.a_export = self._action(file, "&Export…", self.jobs.export, "Ctrl+E")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = bar.addMenu("&Edit")
+        self.a_undo = self._action(edit, "&Undo", self._undo, QKeySequence.StandardKey.Undo)
+        self.a_redo = self._action(edit, "&Redo", self._redo, QKeySequence.StandardKey.Redo)
+        edit.addSeparator()
+        self._action(edit, "&Labels…", self.jobs.edit_labels)
+        go = bar.addMenu("&Review")
+        self._action(go, "&Next image", lambda: self.move(1), "J")
+        self._action(go, "&Previous image", lambda: self.move(-1), "K")
+        self._action(go, "Next &unreviewed", self.next_unreviewed, "U")
+        self._action(go, "&Accept labels and next", self.accept_and_next, "Space")
+        self._action(go, "Accept labels of &selected", self.accept_selected, "A")
+        self._action(go, "Mark &reviewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), True), "R")
+        self._action(go, "Mark unre&viewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), False),
+                     "Shift+R")
+        self._action(go, "&Clear my decisions", lambda: review.clear_decisions(self._project(), self.selected_ids()))
+        go.addSeparator()
+        self.label_menu = go.addMenu("Toggle &label")
+        model = bar.addMenu("&Model")
+        self.a_classify = self._action(model, "&Classify all", self.jobs.classify, "Ctrl+Shift+C",
+                                       "Predict labels for every photo whose picture or caption changed")
+        self.a_train = self._action(model, "&Train from confirmed labels", self.jobs.train, "Ctrl+Shift+T")
+        self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
+        self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_train]
+        self._enable_project_actions(False)
+
+    def _enable_project_actions(self, enabled: bool) -> None:
+        for action in self._project_actions:
+            action.setEnabled(enabled)
+
+    def _rebuild_label_shortcuts(self) -> None:
+        """One action per label: its hotkey (1-9 by default) toggles it on the selected images."""
+        for action in self.label_menu.actions():
+            self.removeAction(action)
+        self.label_menu.clear()
+        if self.project is None:
+            return
+        for i, label in enumerate(self.project.labels):
+            key = hotkey_for(i, label.hotkey)
+            self._action(self.label_menu, label.name, lambda _=False, n=label.name: self.toggle_label(n), key or None)
+
+    # -- opening --------------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        start = self.settings.recent_folders[0] if self.settings.recent_folders else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", start)
+        if folder:
+            self.open_folder(Path(folder))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders:
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_folder(Path(f)))
+        if not self.settings.recent_folders:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def open_folder(self, folder: Path, select: Path | None = None) -> bool:
+        """Open or create the folder's project, show what the store has now, then rescan."""
+        try:
+            store = ProjectStore(folder)
+        except TaglineError as exc:
+            errors.show_error(self, exc, f"Cannot open {folder}")
+            return False
+        self.close_project()
+        self.project = Project(store, self)
+        self.jobs.seed_labels()
+        self.model.set_project(self.project)  # before our own slots: counts and selection need the rows
+        self.detail.set_project(self.project)
+        self.project.reloaded.connect(self._on_reloaded)
+        self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
+        self.project.labels_changed.connect(self._on_labels_changed)
+        self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
+        self.project.undo_stack.canRedoChanged.connect(self.a_redo.setEnabled)
+        self.a_undo.setEnabled(False)
+        self.a_redo.setEnabled(False)
+        self.settings.add_recent(folder)
+        save_settings(self.settings, qsettings())
+        self.setWindowTitle(f"Tagline: {store.folder}")
+        self.stack.setCurrentWidget(self.splitter)
+        self._enable_project_actions(True)
+        self._on_reloaded()
+        self.jobs.show_active_model()
+        self.jobs.rescan(select)
+        return True
+
+    def rescan(self) -> None:
+        self.jobs.rescan(None)
+
+    def close_project(self) -> None:
+        if self.project is None:
+            return
+        self.detail.save_caption()
+        self.jobs.stop_all()
+        self.loader.reset()
+        io_pool().waitForDone(5000)
+        self.model.set_project(None)
+        self.detail.set_project(None)
+        self.project.close()
+        self.project.deleteLater()
+        self.project = None
+        self._enable_project_actions(False)
+
+    def _project(self) -> Project:
+        assert self.project is not None
+        return self.project
+
+    # -- drag and drop --------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        folder = next((p for p in paths if p.is_dir()), None)
+        image = next((p for p in paths if p.is_file() and is_image_path(p)), None)
+        if folder is not None:
+            event.acceptProposedAction()
+            self.open_folder(folder)
+        elif image is not None:
+            event.acceptProposedAction()
+            self.open_folder(image.parent, select=image)
+
+    # -- selection and review -------------------------------------------------------------
+    def selected_ids(self) -> list[int]:
+        """Selected images, the current one first."""
+        current = self.view.currentIndex()
+        rows = sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
+        if current.isValid() and current.row() in rows:
+            rows.remove(current.row())
+            rows.insert(0, current.row())
+        return [self.model.image_id(r) for r in rows]
+
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            index = self.model.index(row)
+            self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            self.view.scrollTo(index)
+
+    def select_image(self, image_id: int) -> None:
+        row = self.model.row_of(image_id)
+        if row is not None:
+            self.select_row(row)
+
+    def move(self, step: int) -> None:
+        current = self.view.currentIndex()
+        self.select_row((current.row() + step) if current.isValid() else 0)
+
+    def next_unreviewed(self) -> None:
+        if self.project is None:
+            return
+        ids, start = self.model.ids(), self.view.currentIndex().row() + 1
+        for row in [*range(start, len(ids)), *range(0, start)]:
+            if ids[row] not in self.project.reviewed:
+                self.select_row(row)
+                return
+        self.statusBar().showMessage("Every image shown is reviewed", 4000)
+
+    def accept_selected(self) -> None:
+        if self.project is not None:
+            self.detail.save_caption()
+            review.accept_predictions(self.project, self.selected_ids())
+
+    def accept_and_next(self) -> None:
+        if self.project is not None and self.selected_ids():
+            self.detail.save_caption()
+            review.accept_predictions(self.project, self.selected_ids()[:1])
+            self.move(1)
+
+    def toggle_label(self, name: str) -> None:
+        if self.project is not None:
+            review.toggle_label(self.project, self.selected_ids(), name)
+
+    def _undo(self) -> None:
+        if self.project is not None:
+            self.detail.save_caption()
+            self.project.undo_stack.undo()
+
+    def _redo(self) -> None:
+        if self.project is not None:
+            self.project.undo_stack.redo()
+
+    # -- reactions ------------------------------------------------------------------------
+    def _on_selection(self) -> None:
+        self.detail.set_images(self.selected_ids())
+
+    def _on_filter(self, view_filter: object) -> None:
+        keep = self.selected_ids()[:1]
+        self.model.set_filter(view_filter)  # type: ignore[arg-type]
+        if keep:
+            self.select_image(keep[0])
+        self._update_counts()
+
+    def _on_reloaded(self) -> None:
+        self._on_labels_changed()
+        self._update_counts()
+        if not self.view.currentIndex().isValid():
+            self.select_row(0)
+
+    def _on_labels_changed(self) -> None:
+        if self.project is not None:
+            self.filter_bar.set_labels(self.project.label_names())
+        self._rebuild_label_shortcuts()
+
+    def _update_counts(self) -> None:
+        if self.project is not None:
+            p = self.project
+            self.status.set_counts(len(p.order), self.model.rowCount(), len(p.reviewed), len(p.captions))
+
+    # -- window state ---------------------------------------------------------------------
+    def _restore_window_state(self) -> None:
+        store = qsettings()  # contains() first: value() of a missing key mishandles None in PySide6 6.12
+        if store.contains("window/geometry"):
+            self.restoreGeometry(store.value("window/geometry"))
+        if store.contains("window/state"):
+            self.restoreState(store.value("window/state"))
+        if store.contains("window/splitter"):
+            self.splitter.restoreState(store.value("window/splitter"))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        store = qsettings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.setValue("window/splitter", self.splitter.saveState())
+        self.close_project()
+        io_pool().waitForDone(5000)
+        super().closeEvent(event)

@@ -1,0 +1,178 @@
+"""The open project as the GUI sees it: a snapshot of the store plus the edits made through it.
+
+Every edit writes to the store first (committed before the call returns), then updates the
+snapshot and announces which images changed, so views repaint only those rows. Edits a person
+makes go through `QUndoStack` commands (`gui/commands.py`), which call the methods here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from core.store import ImageRecord, Label, ProjectStore
+
+ACTIVE_MODEL_KEY = "gui.active_model"  # store meta: folder of the model the project uses
+
+
+@dataclass(frozen=True)
+class LabelState:
+    """One label of one image, as the detail panel shows it."""
+
+    name: str
+    probability: float | None  # None: never classified
+    predicted: bool
+    confirmed: bool | None  # None: the person has not decided
+
+    @property
+    def effective(self) -> bool:
+        return self.confirmed if self.confirmed is not None else self.predicted
+
+
+def predictions_for(store: ProjectStore, image_ids: list[int]) -> dict[int, dict[str, tuple[float, bool]]]:
+    """Predictions of some images only (core's `predictions()` reads all of them)."""
+    result: dict[int, dict[str, tuple[float, bool]]] = {}
+    for start in range(0, len(image_ids), 500):
+        chunk = image_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for image_id, name, prob, predicted in store.query(
+            "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
+            f"JOIN labels l ON l.id = p.label_id WHERE p.image_id IN ({marks})", chunk,
+        ):
+            result.setdefault(image_id, {})[name] = (prob, bool(predicted))
+    return result
+
+
+class Project(QObject):
+    """Snapshot + edits of one open `ProjectStore`."""
+
+    reloaded = Signal()  # everything may have changed (rows added or removed)
+    images_changed = Signal(list)  # image ids whose captions, labels or review state changed
+    labels_changed = Signal()  # the label vocabulary
+
+    def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.undo_stack = QUndoStack(self)
+        self.threshold: float | None = None  # None: the model's own decisions
+        self.records: dict[int, ImageRecord] = {}
+        self.order: list[int] = []
+        self.captions: dict[int, tuple[str, str]] = {}
+        self.predictions: dict[int, dict[str, tuple[float, bool]]] = {}
+        self.confirmations: dict[int, dict[str, bool]] = {}
+        self.reviewed: set[int] = set()
+        self.labels: list[Label] = []
+        self.reload()
+
+    @property
+    def folder(self) -> Path:
+        return self.store.folder
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- reading --------------------------------------------------------------------------
+    def reload(self) -> None:
+        store = self.store
+        images = store.images()
+        self.records = {r.id: r for r in images}
+        self.order = [r.id for r in images]
+        self.reviewed = {r.id for r in images if r.reviewed_at is not None}
+        self.captions = store.captions()
+        self.predictions = store.predictions()
+        self.confirmations = store.confirmations()
+        self.labels = store.labels()
+        self.reloaded.emit()
+
+    def reload_labels(self) -> None:
+        self.labels = self.store.labels()
+        self.labels_changed.emit()
+
+    def refresh_predictions(self, image_ids: list[int]) -> None:
+        """A classify batch just committed these images."""
+        if not image_ids:
+            return
+        self.predictions.update(predictions_for(self.store, image_ids))
+        if len(self.labels) != len(self.store.labels()):
+            self.reload_labels()
+        self.images_changed.emit(list(image_ids))
+
+    def image_path(self, image_id: int) -> Path:
+        return self.store.folder / self.records[image_id].relpath
+
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def is_predicted(self, image_id: int, name: str) -> bool:
+        prob, predicted = self.predictions.get(image_id, {}).get(name, (0.0, False))
+        return predicted if self.threshold is None else prob >= self.threshold
+
+    def label_states(self, image_id: int) -> list[LabelState]:
+        predicted = self.predictions.get(image_id, {})
+        confirmed = self.confirmations.get(image_id, {})
+        return [
+            LabelState(name, predicted[name][0] if name in predicted else None,
+                       self.is_predicted(image_id, name), confirmed.get(name))
+            for name in self.label_names()
+        ]
+
+    def effective_labels(self, image_id: int) -> list[str]:
+        confirmed = self.confirmations.get(image_id, {})
+        return [n for n in self.label_names() if confirmed.get(n, self.is_predicted(image_id, n))]
+
+    def uncertainty(self, image_id: int) -> float:
+        """1 when some label sits right on its threshold, 0 when every label is clear-cut."""
+        predicted = self.predictions.get(image_id)
+        if not predicted:
+            return -1.0
+        cut = 0.5 if self.threshold is None else self.threshold
+        return 1.0 - 2.0 * min(abs(p - cut) for p, _ in predicted.values())
+
+    def disagrees(self, image_id: int) -> bool:
+        confirmed = self.confirmations.get(image_id, {})
+        return any(self.is_predicted(image_id, n) != v for n, v in confirmed.items())
+
+    # -- writing (called by undo commands) ------------------------------------------------
+    def write_caption(self, image_id: int, value: tuple[str, str] | None) -> None:
+        """Set (text, source) exactly, or remove the caption with None."""
+        if value is None:
+            self.store.delete_caption(image_id)
+            self.captions.pop(image_id, None)
+        else:
+            self.store.set_caption(image_id, value[0], value[1])
+            self.captions[image_id] = value
+        self.images_changed.emit([image_id])
+
+    def write_confirmations(self, items: list[tuple[int, str, bool | None]]) -> None:
+        self.store.confirm_many(items)
+        for image_id, name, present in items:
+            decided = self.confirmations.setdefault(image_id, {})
+            if present is None:
+                decided.pop(name, None)
+                if not decided:
+                    del self.confirmations[image_id]  # same shape as store.confirmations()
+            else:
+                decided[name] = present
+        self.images_changed.emit(sorted({i for i, _, _ in items}))
+
+    def write_reviewed(self, image_ids: list[int], reviewed: bool) -> None:
+        self.store.set_reviewed(image_ids, reviewed)
+        if reviewed:
+            self.reviewed.update(image_ids)
+        else:
+            self.reviewed.difference_update(image_ids)
+        self.images_changed.emit(list(image_ids))
+
+    def get_active_model(self) -> Path | None:
+        value = self.store.get_meta(ACTIVE_MODEL_KEY)
+        return Path(value) if value else None
+
+    def set_active_model(self, folder: Path | None) -> None:
+        self.store.set_meta(ACTIVE_MODEL_KEY, str(folder) if folder else "")
+
+    def models_dir(self) -> Path:
+        """Models trained on this project live beside its database."""
+        return self.store.db_path.parent / "models"

@@ -1,0 +1,60 @@
+"""Application settings in one typed place, stored with `QSettings` (versioned)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+SETTINGS_VERSION = 1
+MAX_RECENT = 10
+
+
+@dataclass
+class Settings:
+    version: int = SETTINGS_VERSION
+    thumbnail_size: int = 160
+    thumbnail_cache_mb: int = 160
+    batch_size: int = 32
+    train_epochs: int = 15
+    prefer_gpu: bool = True
+    recent_folders: list[str] = field(default_factory=list)
+
+    def add_recent(self, folder: Path) -> None:
+        path = str(Path(folder).resolve())
+        self.recent_folders = [path, *[p for p in self.recent_folders if p != path]][:MAX_RECENT]
+
+
+def qsettings() -> QSettings:
+    return QSettings("Tagline", "Tagline")
+
+
+def load_settings(store: QSettings | None = None) -> Settings:
+    """Unknown or mistyped values fall back to defaults rather than breaking startup."""
+    store = store or qsettings()
+    defaults = Settings()
+    values = {}
+    for item in fields(Settings):
+        default = getattr(defaults, item.name)
+        raw = store.value(f"settings/{item.name}", default)
+        try:
+            if isinstance(default, bool):
+                values[item.name] = raw if isinstance(raw, bool) else str(raw).lower() == "true"
+            elif isinstance(default, int):
+                values[item.name] = int(raw)
+            elif isinstance(default, list):
+                values[item.name] = [str(x) for x in (raw if isinstance(raw, list) else [raw] if raw else [])]
+            else:
+                values[item.name] = raw
+        except (TypeError, ValueError):
+            values[item.name] = default
+    values["version"] = SETTINGS_VERSION
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, store: QSettings | None = None) -> None:
+    store = store or qsettings()
+    for name, value in asdict(settings).items():
+        store.setValue(f"settings/{name}", value)
+    store.sync()

@@ -1,0 +1,179 @@
+"""Training tab: loss and F1 curves drawn while training runs, the per-label scores of a model,
+and the model versions of the project with the active one marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+LOSS_COLOR = QColor(220, 90, 60)
+F1_COLOR = QColor(52, 140, 246)
+
+
+class CurveChart(QWidget):
+    """Two curves on one step axis: training loss (left scale) and validation F1 (0..1, right)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss: list[float] = []
+        self.f1: list[float] = []
+        self.title = "Training curves appear here while a model trains"
+        self.setMinimumHeight(180)
+
+    def sizeHint(self) -> QSize:
+        return QSize(420, 240)
+
+    def clear(self) -> None:
+        self.loss, self.f1 = [], []
+        self.update()
+
+    def add_point(self, loss: float, f1: float) -> None:
+        self.loss.append(loss)
+        self.f1.append(f1)
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), self.palette().base())
+        plot = QRectF(self.rect()).adjusted(46, 28, -46, -28)
+        painter.setPen(QPen(QColor(150, 150, 150), 1))
+        painter.drawRect(plot)
+        painter.setPen(self.palette().text().color())
+        painter.drawText(QRectF(0, 4, self.width(), 20), Qt.AlignmentFlag.AlignCenter, self.title)
+        if not self.loss:
+            return
+        top_loss = max(self.loss) * 1.1 or 1.0
+        steps = max(len(self.loss) - 1, 1)
+        for fraction in (0.0, 0.5, 1.0):
+            y = plot.bottom() - fraction * plot.height()
+            painter.setPen(QPen(QColor(150, 150, 150, 80), 1, Qt.PenStyle.DotLine))
+            painter.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            painter.setPen(LOSS_COLOR)
+            painter.drawText(QRectF(0, y - 8, 42, 16), Qt.AlignmentFlag.AlignRight, f"{top_loss * fraction:.2f}")
+            painter.setPen(F1_COLOR)
+            painter.drawText(QRectF(plot.right() + 4, y - 8, 42, 16), Qt.AlignmentFlag.AlignLeft, f"{fraction:.1f}")
+        self._curve(painter, plot, [v / top_loss for v in self.loss], steps, LOSS_COLOR)
+        self._curve(painter, plot, self.f1, steps, F1_COLOR)
+        painter.setPen(LOSS_COLOR)
+        painter.drawText(QRectF(plot.left(), plot.bottom() + 4, 200, 18), Qt.AlignmentFlag.AlignLeft,
+                         f"train loss {self.loss[-1]:.3f}")
+        painter.setPen(F1_COLOR)
+        painter.drawText(QRectF(plot.right() - 200, plot.bottom() + 4, 200, 18), Qt.AlignmentFlag.AlignRight,
+                         f"validation F1 {self.f1[-1]:.3f}  (best {max(self.f1):.3f})")
+
+    @staticmethod
+    def _curve(painter: QPainter, plot: QRectF, values: list[float], steps: int, color: QColor) -> None:
+        path = QPainterPath()
+        for i, value in enumerate(values):
+            point = QPointF(plot.left() + plot.width() * i / steps, plot.bottom() - plot.height() * min(max(value, 0), 1))
+            if i == 0:
+                path.moveTo(point)
+            else:
+                path.lineTo(point)
+        painter.setPen(QPen(color, 2))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(path)
+        painter.setBrush(color)
+        painter.drawEllipse(path.currentPosition(), 3, 3)
+
+
+def per_label_rows(info: Any) -> list[tuple[str, float, float, float, int]]:
+    """(label, precision, recall, F1, support) from a model's held-out (or validation) metrics."""
+    metrics = info.metrics.get("holdout", {}).get("fused", {}) if info is not None else {}
+    table = metrics.get("per_label", {})
+    return [(name, s.get("precision", 0.0), s.get("recall", 0.0), s.get("f1", 0.0), int(s.get("support", 0)))
+            for name, s in ((n, table[n]) for n in info.labels if n in table)] if info is not None else []
+
+
+class TrainingView(QWidget):
+    train_requested = Signal()
+    activate_requested = Signal(object)  # Path of the model folder, or None for the bundled one
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.chart = CurveChart()
+        self.train_button = QPushButton("Train from confirmed labels")
+        self.train_button.clicked.connect(self.train_requested)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Label", "Precision", "Recall", "F1", "Support"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.versions = QListWidget()
+        self.versions.setMaximumHeight(110)
+        self.activate_button = QPushButton("Use selected model")
+        self.activate_button.clicked.connect(self._activate)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.activate_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.chart, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("<b>Model versions</b>"))
+        layout.addWidget(self.versions)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 3)
+
+    def start_training(self) -> None:
+        self.chart.clear()
+        self.chart.title = "Training…"
+
+    def on_epoch(self, extra: dict[str, Any]) -> None:
+        self.chart.title = f"Training: model {int(extra.get('member', 0)) + 1}, epoch {extra.get('epoch')}"
+        self.chart.add_point(float(extra["train_loss"]), float(extra["val_samples_f1"]))
+
+    def set_versions(self, versions: list[tuple[str, Path | None, float | None]], active: Path | None) -> None:
+        """(version, folder or None for the bundled one, held-out micro F1)."""
+        self.versions.clear()
+        for version, folder, score in versions:
+            mark = "  ● active" if folder == active else ""
+            scored = f"  held-out micro F1 {score:.3f}" if score is not None else ""
+            item = QListWidgetItem(f"{version}{'  (bundled)' if folder is None else ''}{scored}{mark}")
+            item.setData(Qt.ItemDataRole.UserRole, str(folder) if folder else "")  # never None (PySide6 6.12)
+            self.versions.addItem(item)
+            if folder == active:
+                self.versions.setCurrentItem(item)
+
+    def show_model(self, info: Any) -> None:
+        holdout = info.metrics.get("holdout", {}).get("fused", {})
+        training = info.training or {}
+        self.summary.setText(
+            f"<b>{info.version}</b>: {len(info.labels)} labels, trained on {training.get('images', '?')} images; "
+            f"held-out micro F1 {holdout.get('micro_f1', float('nan')):.3f}, "
+            f"macro F1 {holdout.get('macro_f1', float('nan')):.3f}")
+        rows = per_label_rows(info)
+        self.table.setRowCount(len(rows))
+        for r, (name, precision, recall, f1, support) in enumerate(rows):
+            for c, value in enumerate((name, f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}", str(support))):
+                item = QTableWidgetItem(value)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+
+    def _activate(self) -> None:
+        item = self.versions.currentItem()
+        if item is not None:
+            value = item.data(Qt.ItemDataRole.UserRole)
+            self.activate_requested.emit(Path(value) if value else None)

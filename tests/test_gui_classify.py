@@ -1,0 +1,32 @@
+"""Classify through the window's worker on the four sample photos: results stream into the
+gallery batch by batch, the status bar shows the device, and no thread is left running."""
+
+from __future__ import annotations
+
+from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
+
+
+def test_classify_all_streams_results_into_the_gallery(qtbot, window, sample_folder):
+    window.settings.batch_size = 2  # two batches: the second arrives after the first is shown
+    window.settings.prefer_gpu = False
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    streamed = []
+    window.project.images_changed.connect(lambda ids: streamed.append(list(ids)))
+    handle = window.jobs.classify()
+    with qtbot.waitSignal(handle.finished, timeout=240_000):
+        pass
+    assert handle.outcome == "succeeded", window_errors()
+    assert [len(batch) for batch in streamed[:2]] == [2, 2]
+    project = window.project
+    assert set(project.predictions) == set(project.order)
+    cat = project.store.image_ids_by_relpath()["chelsea.jpg"]
+    assert "cat" in project.effective_labels(cat)
+    assert window.status.device.text() == "Device: CPU"
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy)
+
+
+def window_errors():
+    from gui import errors
+
+    return errors.shown

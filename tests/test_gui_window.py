@@ -1,0 +1,102 @@
+"""The main window: open by drop or argument, thumbnails, keyboard review, export."""
+
+from __future__ import annotations
+
+import csv
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
+
+
+def drop(widget, path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    enter = QDragEnterEvent(QPointF(10, 10).toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def wait_open(qtbot, win, rows=4):
+    qtbot.waitUntil(lambda: win.model.rowCount() == rows and not win.jobs.queue.busy, timeout=10_000)
+
+
+def test_empty_window_shows_drop_hint(window):
+    assert window.stack.currentWidget() is window.drop_hint
+    assert "Drop a folder" in window.drop_hint.text()
+    assert not window.a_classify.isEnabled()
+
+
+def test_dropping_a_folder_opens_it(qtbot, window, sample_folder):
+    drop(window, sample_folder)
+    wait_open(qtbot, window)
+    assert window.project is not None and window.project.folder == sample_folder.resolve()
+    assert window.stack.currentWidget() is window.splitter
+    assert str(sample_folder.resolve()) in window.settings.recent_folders
+
+
+def test_dropping_an_image_opens_its_folder_and_selects_it(qtbot, window, sample_folder):
+    drop(window, sample_folder / "coffee.jpg")
+    wait_open(qtbot, window)
+    qtbot.waitUntil(lambda: window.detail.title.text().find("coffee.jpg") >= 0, timeout=5000)
+
+
+def test_thumbnails_load_in_background_and_disk_cache(qtbot, window, sample_folder):
+    window.open_folder(sample_folder)
+    wait_open(qtbot, window)
+    qtbot.waitUntil(lambda: len(window.loader.memory) == 4, timeout=10_000)
+    cached = list(window.loader.disk_dir.rglob("*.jpg"))
+    assert len(cached) >= 4
+    assert max(window.loader.get(i).width() for i in window.project.order) <= window.loader.size
+
+
+def test_keyboard_review_and_undo(qtbot, window, sample_folder):
+    window.open_folder(sample_folder)
+    wait_open(qtbot, window)
+    window.view.setFocus()
+    first = window.selected_ids()[0]
+    first_label = window.project.label_names()[0]
+    qtbot.keyClick(window.view, Qt.Key.Key_1)
+    assert window.project.store.confirmations()[first] == {first_label: True}
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)  # accept and advance
+    assert first in window.project.reviewed
+    assert window.selected_ids()[0] != first
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.project.store.confirmations() == {}
+    assert first not in window.project.reviewed
+
+
+def test_export_csv_through_the_worker(qtbot, window, sample_folder, tmp_path):
+    from gui import review
+    from gui.jobs import ExportRequest
+
+    window.open_folder(sample_folder)
+    wait_open(qtbot, window)
+    image = window.project.order[0]
+    review.set_label(window.project, [image], "cat", True)
+    review.save_caption(window.project, image, "=a formula-looking caption")
+    out = tmp_path / "labels.csv"
+    handle = window.jobs.run_export(ExportRequest(out, "csv", None))
+    with qtbot.waitSignal(handle.finished, timeout=10_000):
+        pass
+    rows = list(csv.reader(out.open(encoding="utf-8")))
+    assert rows[0] == ["ImageID", "Labels", "Caption"] and len(rows) == 5
+    assert rows[1][1] == "cat" and rows[1][2] == "'=a formula-looking caption"
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy)
+
+
+def test_startup_does_not_import_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys; from gui.app import create_app; create_app(); from gui.main_window import MainWindow; "
+            "MainWindow(); print(sorted(m for m in ('torch', 'onnxruntime', 'timm') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip().endswith("[]")

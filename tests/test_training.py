@@ -1,0 +1,85 @@
+"""Training from confirmed labels: a real (small) model folder that classify accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.classifier import Classifier, classify_project
+from core.cli import main
+from core.errors import ModelError
+from core.metrics import best_global_threshold, decide, evaluate, samples_f1
+from core.model_files import read_info
+from core.progress import run_to_end
+from core.store import ProjectStore
+from tests.conftest import COMP, ROOT
+
+LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
+
+
+def test_train_on_real_photos_then_classify_with_the_new_model(comp_slice: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    status = main(["-q", "train", str(comp_slice), "--captions", str(COMP / "train.csv"), "--label-map", str(LABEL_MAP),
+                   "--out", str(out), "--holdout", "0.2", "--validation", "0.2", "--epochs", "6", "--seed", "1"])
+    assert status == 1  # rows of the full CSV whose photos are not in the slice are reported
+    info = read_info(out)
+    assert info.labels[0] == "person" and info.external_ids["person"] == "1"
+    assert info.metrics["holdout"]["fused"]["samples_f1"] > 0.5
+    assert json.loads((out / "model.json").read_text())["training"]["images"] == 160
+    store = ProjectStore(comp_slice)
+    report = run_to_end(classify_project(store, Classifier(out)))
+    assert report.classified == 160 and not report.failures
+
+
+def test_finetune_runs_end_to_end_on_the_cpu(sample_folder: Path, tmp_path: Path) -> None:
+    captions = ROOT / "resources" / "sample" / "captions.csv"
+    assert main(["-q", "import", str(sample_folder), "--captions", str(captions)]) == 0
+    store = ProjectStore(sample_folder)
+    ids = store.image_ids_by_relpath()
+    store.confirm_many([(ids["coffee.jpg"], "person", False), (ids["rocket.jpg"], "person", False)])
+    store.confirm_many([(ids["coffee.jpg"], "cat", False), (ids["rocket.jpg"], "cat", False)])
+    from core.embedding import Encoders
+    from core.finetune import BACKBONE_FILE, FinetuneConfig, finetune
+    from core.learn import SplitRule
+    from core.registry import image_spec, text_spec
+    from core.training import TrainConfig
+
+    encoders = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
+    out = tmp_path / "tuned"
+    store.confirm(ids["astronaut.jpg"], "person", True)
+    split = next(rule for rule in (SplitRule(holdout=0.0, validation=0.4, seed=s) for s in range(100))
+                 if [rule.part(n) for n in sorted(ids)].count("validation") == 1)
+    result = run_to_end(finetune(store, out, encoders, split,
+                                 FinetuneConfig(epochs=1, batch_size=2, device="cpu"), TrainConfig(max_epochs=2)))
+    assert (out / BACKBONE_FILE).is_file()
+    assert result.info.image_encoder == f"timm:tf_efficientnet_lite0@{BACKBONE_FILE}"
+    tuned = Classifier(out)
+    assert tuned.encoders().image_spec.key != encoders.image_spec.key  # its own embedding cache
+    assert run_to_end(classify_project(store, tuned)).classified == 4
+
+
+def test_thresholds_and_metrics_match_hand_computed_values() -> None:
+    truth = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]], bool)
+    probs = np.array([[0.9, 0.2, 0.6], [0.1, 0.3, 0.2], [0.7, 0.8, 0.1]])
+    predicted = decide(probs, 0.5)
+    assert predicted.tolist() == [[True, False, True], [False, True, False], [True, True, False]]  # row 2: top-1
+    assert samples_f1(truth, predicted) == 1.0
+    report = evaluate(truth, decide(probs, 0.65), ["a", "b", "c"])
+    assert report.per_label["c"]["recall"] == 0.0 and report.per_label["a"]["f1"] == 1.0
+    assert abs(report.hamming_loss - 1 / 9) < 1e-9
+    threshold, score = best_global_threshold(truth, probs)
+    assert score == 1.0 and 0.2 <= threshold <= 0.6
+
+
+def test_damaged_model_files_are_refused(tmp_path: Path) -> None:
+    import pytest
+
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        read_info(tmp_path)
+    (tmp_path / "model.json").unlink()
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(ModelError, match="pickled models are refused"):
+        read_info(tmp_path)
