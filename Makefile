@@ -30,7 +30,9 @@ test: check
 
 dist: $(STAMP)
 	$(BIN)/pip install -q pyinstaller
-	$(BIN)/pyinstaller --noconfirm build.spec
+	$(BIN)/python -c "from pathlib import Path; from core.encoders import export_encoders; export_encoders(Path('models/encoders'))"
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec
+	@du -sh dist/Tagline-*
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.caption_words import bag_of_words
 from core.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
 from core.fusion_head import create_head
 from core.metrics import decide
@@ -43,9 +45,16 @@ class Classifier:
     def encoders(self, prefer_gpu: bool = True) -> Encoders:
         return Encoders(image_spec(self.info.image_encoder, self.folder), text_spec(self.info.text_encoder), prefer_gpu)
 
-    def predict(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
+    def predict(
+        self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray,
+        captions: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """Probabilities per label; `captions` (raw text) feed the caption-words part."""
         from core.training import predict_heads
 
+        if self.info.vocabulary:
+            bag = bag_of_words(captions if captions is not None else [None] * len(image), self.info.vocabulary)
+            text = np.concatenate([text, bag], axis=1)
         return predict_heads(self.heads, image, text, has_caption)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
@@ -93,7 +102,8 @@ def classify_project(
     for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel):
         report.failures.extend((r.relpath, reason) for r, reason in batch.failures)
         if batch.image_ids:
-            probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption)
+            texts = [captions[i][0] if i in captions else None for i in batch.image_ids]
+            probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts)
             store.save_predictions(
                 batch.image_ids, probs, classifier.decide(probs), classifier.labels, classifier.version,
                 [current[i] for i in batch.image_ids],

@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     rejected = _import_captions(args, store, with_labels=True)
     encoders = Encoders(image_spec(args.image_encoder), text_spec(args.text_encoder), not args.cpu)
     external = {v: k for k, v in load_label_map(args.label_map).items()} if args.label_map else None
-    config = TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed)
+    config = TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed,
+                         caption_words=not args.no_caption_words)
     split = SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed)
     if args.finetune:
         from core.finetune import FinetuneConfig, finetune
@@ -268,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--ensemble", type=int, default=1, help="heads averaged (different seeds)")
     sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="weighted_bce")
     sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--no-caption-words", action="store_true", help="caption embedding only, no bag of words")
     sub.add_argument("--image-encoder", default="efficientnet_lite0",
                      help="registered encoder, or timm:MODEL[@WEIGHTS] (timm downloads weights when online)")
     sub.add_argument("--finetune", action="store_true",

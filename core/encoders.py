@@ -31,8 +31,26 @@ def preprocess_image(image: Image.Image, spec: ImageEncoderSpec) -> np.ndarray:
 
 
 def _export_path(key: str) -> Path:
-    safe = key.replace(":", "_").replace("@", "_").replace("/", "_")
-    return cache_dir() / "onnx" / f"{safe}.onnx"
+    """A graph shipped with the application (frozen builds), else the user cache."""
+    name = key.replace(":", "_").replace("@", "_").replace("/", "_") + ".onnx"
+    from core.model_files import default_model_dir
+
+    bundled = default_model_dir().parent / "encoders" / name
+    return bundled if bundled.is_file() else cache_dir() / "onnx" / name
+
+
+def export_encoders(destination: Path) -> list[Path]:
+    """Write the default encoders' ONNX graphs into `destination` (used by `make dist`)."""
+    from core.registry import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, image_spec, text_spec
+
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in (image_onnx_path(image_spec(DEFAULT_IMAGE_ENCODER)), text_onnx_path(text_spec(DEFAULT_TEXT_ENCODER))):
+        target = destination / source.name
+        if source.resolve() != target.resolve():
+            target.write_bytes(source.read_bytes())
+        written.append(target)
+    return written
 
 
 def _export(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str], dynamic: dict[str, dict[int, str]]) -> None:

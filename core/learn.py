@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from core.caption_words import bag_of_words, build_vocabulary
 from core.classifier import Classifier
 from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
@@ -62,10 +63,13 @@ def collect_training_data(
         parts.extend(zip(batch.image_ids, batch.image_vectors, batch.text_vectors, batch.has_caption))
         yield Progress("embed", len(parts) + failures, len(records), failed=failures)
     relpaths = {r.id: r.relpath for r in records}
+    captions = store.captions()
+    data_captions = [captions[p[0]][0] if p[0] in captions else None for p in parts]
     targets = np.array([[confirmed[i].get(n, False) for n in names] for i, *_ in parts], dtype=bool)
     data = TrainingData(
         image=np.stack([p[1] for p in parts]), text=np.stack([p[2] for p in parts]),
         has_caption=np.array([p[3] for p in parts], np.float32), targets=targets, labels=names,
+        captions=data_captions,
     )
     return data, [relpaths[p[0]] for p in parts]
 
@@ -90,6 +94,10 @@ def learn(
     train_idx, val_idx, hold_idx = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
     if len(train_idx) < 2 or len(val_idx) < 1:
         raise TaglineError(f"too few labelled images to train ({len(relpaths)}); label some more")
+    vocabulary: list[str] = []
+    if config.caption_words:
+        vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train_idx) if c)
+        data = with_caption_words(data, vocabulary)
     trained = yield from train_head(data, train_idx, val_idx, config, cancel)
     tensors = {f"m{m}.{k}": v for m, head in enumerate(trained.heads) for k, v in head.state_dict().items()}
     version = _version(tensors)
@@ -101,7 +109,7 @@ def learn(
         global_threshold=trained.global_threshold, threshold_mode=trained.threshold_mode,
         top1_fallback=True, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
-        external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads),
+        external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "images": len(relpaths), "train": len(train_idx), "validation": len(val_idx),
@@ -113,6 +121,12 @@ def learn(
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
     return LearnResult(out_dir, info, [])
+
+
+def with_caption_words(data: TrainingData, vocabulary: list[str]) -> TrainingData:
+    """The caption side widened by the bag of caption words (zero rows where no caption)."""
+    bag = bag_of_words(data.captions, vocabulary)
+    return replace(data, text=np.concatenate([data.text, bag], axis=1))
 
 
 def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> dict[str, object]:

@@ -38,6 +38,7 @@ class ClassifierInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     ensemble: int = 1
+    vocabulary: list[str] = field(default_factory=list)  # caption words; empty: not used
 
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":

@@ -1,13 +1,23 @@
-"""Incremental rescan: bring the store's image table in line with the folder on disk."""
+"""Incremental rescan: bring the store's image table in line with the folder on disk.
+
+Two phases, so a first open of a large folder shows photos at once: (1) a stat-only walk
+inserts new files in batches (progress `extra["added"]` names them); (2) content hashes are
+computed in batches afterwards. Only a new file whose size matches a missing one is hashed
+in phase 1, to tell a move (work follows the photo) from a new photo.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from core.progress import CancelToken, Job, Progress
-from core.scan import ScanProblem, file_digest, walk_images
+from core.scan import FoundFile, ScanProblem, file_digest, walk_images
 from core.store import ProjectStore
+
+INSERT_BATCH = 2000
+HASH_BATCH = 500
 
 
 @dataclass
@@ -21,63 +31,80 @@ class SyncReport:
 
 
 def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[SyncReport]:
-    """Add new files, re-hash changed ones, mark missing ones (their work is kept).
-
-    A missing file whose content reappears under another name is treated as a move, so
-    captions and confirmed labels follow a renamed photo.
-    """
+    """Add new files, re-hash changed ones, mark missing ones (their work is kept)."""
     report = SyncReport()
     found = list(walk_images(store.folder, report.problems))
-    known = {row[1]: row for row in store.query(
-        "SELECT id, relpath, size, mtime_ns, digest, present FROM images")}
+    known = {row[1]: row for row in store.query("SELECT id, relpath, size, mtime_ns, digest, present FROM images")}
     on_disk = {f.relpath for f in found}
-    now = time.time()
-    total = len(found)
-    new_rows: list[tuple[str, int, int, str | None]] = []
-    updates: list[tuple[int, int, str | None, int]] = []
-    for done, item in enumerate(found, 1):
+    vanished = {rel: row for rel, row in known.items() if rel not in on_disk and row[5] == 1}
+    new: list[FoundFile] = []
+    changed: list[tuple[FoundFile, tuple]] = []
+    for item in found:
         row = known.get(item.relpath)
-        if row is not None and row[2] == item.size and row[3] == item.mtime_ns and row[5] == 1:
+        if row is None:
+            new.append(item)
+        elif row[2] == item.size and row[3] == item.mtime_ns and row[5] == 1:
             report.unchanged += 1
         else:
-            digest = _digest_or_none(store, item.relpath, report)
-            if row is None:
-                new_rows.append((item.relpath, item.size, item.mtime_ns, digest))
-            else:
-                updates.append((item.size, item.mtime_ns, digest, row[0]))
-                if row[4] != digest:
-                    report.changed.append(item.relpath)
-        if done % 500 == 0 or done == total:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            yield Progress("scan", done, total, message=item.relpath)
-    vanished = {rel: row for rel, row in known.items() if rel not in on_disk and row[5] == 1}
-    by_digest = {row[4]: rel for rel, row in vanished.items() if row[4]}
+            changed.append((item, row))
+    new = _apply_moves(store, new, vanished, report)
+    now = time.time()
+    for start in range(0, len(new), INSERT_BATCH):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        batch = new[start : start + INSERT_BATCH]
+        with store.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO images(relpath, size, mtime_ns, digest, added_at) VALUES(?,?,?,NULL,?)",
+                [(f.relpath, f.size, f.mtime_ns, now) for f in batch],
+            )
+        report.added.extend(f.relpath for f in batch)
+        yield Progress("scan", start + len(batch), len(new), extra={"added": [f.relpath for f in batch]})
     with store.transaction() as cur:
-        for relpath, size, mtime_ns, digest in new_rows:
-            old_rel = by_digest.pop(digest, None) if digest else None
-            if old_rel is not None:
-                cur.execute(
-                    "UPDATE images SET relpath=?, size=?, mtime_ns=?, present=1 WHERE id=?",
-                    (relpath, size, mtime_ns, vanished.pop(old_rel)[0]),
-                )
-                report.moved.append((old_rel, relpath))
-            else:
-                cur.execute(
-                    "INSERT INTO images(relpath, size, mtime_ns, digest, added_at) VALUES(?,?,?,?,?)",
-                    (relpath, size, mtime_ns, digest, now),
-                )
-                report.added.append(relpath)
         cur.executemany(
-            "UPDATE images SET size=?, mtime_ns=?, digest=?, present=1, error=NULL WHERE id=?", updates
+            "UPDATE images SET size=?, mtime_ns=?, digest=NULL, present=1, error=NULL WHERE id=?",
+            [(f.size, f.mtime_ns, row[0]) for f, row in changed],
         )
         cur.executemany("UPDATE images SET present=0 WHERE id=?", [(row[0],) for row in vanished.values()])
-        cur.executemany(
-            "DELETE FROM embeddings WHERE image_id=? AND encoder LIKE 'image:%'",
-            [(u[3],) for u in updates],
-        )
     report.removed = sorted(vanished)
+    old_digests = {row[0]: row[4] for _, row in changed}
+    yield from _hash_missing(store, report, old_digests, cancel)
     return report
+
+
+def _apply_moves(store: ProjectStore, new: list[FoundFile], vanished: dict[str, tuple], report: SyncReport) -> list[FoundFile]:
+    """Give a missing photo's record to a new file with the same content; return the rest."""
+    sizes = {row[2] for row in vanished.values()}
+    by_digest = {row[4]: rel for rel, row in vanished.items() if row[4]}
+    remaining = []
+    with store.transaction() as cur:
+        for item in new:
+            digest = _digest_or_none(store, item.relpath, report) if item.size in sizes else None
+            old_rel = by_digest.pop(digest, None) if digest else None
+            if old_rel is None:
+                remaining.append(item)
+                continue
+            cur.execute(
+                "UPDATE images SET relpath=?, size=?, mtime_ns=?, present=1 WHERE id=?",
+                (item.relpath, item.size, item.mtime_ns, vanished.pop(old_rel)[0]),
+            )
+            report.moved.append((old_rel, item.relpath))
+    return remaining
+
+
+def _hash_missing(store: ProjectStore, report: SyncReport, old_digests: dict[int, str | None],
+                  cancel: CancelToken | None) -> Iterator[Progress]:
+    rows = store.query("SELECT id, relpath FROM images WHERE present=1 AND digest IS NULL")
+    for start in range(0, len(rows), HASH_BATCH):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        batch = rows[start : start + HASH_BATCH]
+        digests = [(_digest_or_none(store, rel, report), image_id) for image_id, rel in batch]
+        with store.transaction() as cur:
+            cur.executemany("UPDATE images SET digest=? WHERE id=?", digests)
+        report.changed.extend(rel for (image_id, rel), (digest, _) in zip(batch, digests)
+                              if image_id in old_digests and old_digests[image_id] != digest)
+        yield Progress("hash", start + len(batch), len(rows))
 
 
 def _digest_or_none(store: ProjectStore, relpath: str, report: SyncReport) -> str | None:

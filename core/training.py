@@ -20,6 +20,7 @@ class TrainingData:
     has_caption: np.ndarray  # (n,) float32
     targets: np.ndarray  # (n, labels) bool
     labels: list[str]
+    captions: list[str | None] = field(default_factory=list)  # raw text, for caption words
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TrainConfig:
     ensemble: int = 1
     hidden: int = 384
     seed: int = 0
+    caption_words: bool = True  # add the bag of caption words to the caption side
 
 
 @dataclass

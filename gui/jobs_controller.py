@@ -59,8 +59,20 @@ class JobsController(QObject):
         if project is None:
             return None
         handle = self._submit("scanning", partial(sync_job, project.store))
+        handle.progress.connect(self._on_sync_progress)
         handle.succeeded.connect(lambda report: self._on_synced(report, select))
+        self._last_reload = 0.0
         return handle
+
+    def _on_sync_progress(self, step: Progress) -> None:
+        """New photos are committed in batches: show the first at once, then every 2 s."""
+        project = self.window.project
+        if project is None or not step.extra.get("added"):
+            return
+        now = time.monotonic()
+        if self._last_reload == 0.0 or now - self._last_reload > 2.0:
+            self._last_reload = now
+            project.reload()
 
     def _on_synced(self, report: Any, select: Path | None) -> None:
         project = self.window.project
