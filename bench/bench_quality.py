@@ -60,6 +60,11 @@ def caption_only() -> None:
         return
     data, relpaths = run_to_end(collect_training_data(store, Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))))
     part = np.array([SplitRule().part(p) for p in relpaths])
+    from core.caption_words import build_vocabulary
+    from core.learn import with_caption_words
+
+    vocabulary = build_vocabulary(c for c, p in zip(data.captions, part) if c and p == "train")
+    data = with_caption_words(data, vocabulary)
     text_only = TrainingData(np.zeros((len(part), 1), np.float32), data.text, data.has_caption, data.targets, data.labels)
     trained = run_to_end(train_head(text_only, np.flatnonzero(part == "train"), np.flatnonzero(part == "validation"), TrainConfig()))
     hold = np.flatnonzero(part == "holdout")

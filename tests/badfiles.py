@@ -42,3 +42,61 @@ def rotated_jpeg(source: Path, target: Path) -> Path:
     exif[0x0112] = 6
     image.save(target, exif=exif.tobytes())
     return target
+
+
+def bad_crc_png(source: Path, target: Path) -> Path:
+    """A PNG whose first IDAT chunk checksum is wrong."""
+    Image.open(source).convert("RGB").resize((64, 64)).save(target)
+    data = bytearray(target.read_bytes())
+    idat = data.index(b"IDAT")
+    length = struct.unpack(">I", data[idat - 4 : idat])[0]
+    crc_at = idat + 4 + length
+    data[crc_at : crc_at + 4] = b"\x00\x00\x00\x00"
+    target.write_bytes(bytes(data))
+    return target
+
+
+def hostile_corpus(source: Path, folder: Path) -> tuple[set[str], set[str]]:
+    """At least 20 kinds of odd files in `folder`; returns (names that must decode, names that must fail)."""
+    photo = Image.open(source).convert("RGB")
+    small = photo.resize((96, 72))
+    good: set[str] = set()
+    bad: set[str] = set()
+
+    def keep(name: str, image: Image.Image, **options: object) -> None:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, **options)
+        good.add(name)
+
+    keep("cmyk.jpg", small.convert("CMYK"))
+    keep("sixteen-bit.png", small.convert("L").point(lambda v: v * 256).convert("I;16"))
+    keep("palette.png", small.convert("P", palette=Image.Palette.ADAPTIVE))
+    keep("alpha.png", small.convert("RGBA"))
+    frames = [small, small.rotate(90)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    good.add("animated.gif")
+    keep("one-pixel.png", Image.new("RGB", (1, 1), (200, 10, 10)))
+    keep("very-wide.png", Image.new("RGB", (20000, 10), (10, 200, 10)))
+    keep("photo.webp", small)
+    keep("photo.tiff", small)
+    keep("photo.bmp", small)
+    keep("name with spaces.jpg", small)
+    keep("ünïcødé 写真.jpg", small)
+    keep("new\nline.jpg", small)
+    keep("nested/deeper/still/photo.jpg", small)
+    rotated_jpeg(source, folder / "exif-rotated.jpg")
+    good.add("exif-rotated.jpg")
+    hidden = folder / ".hidden" / "inner"
+    hidden.mkdir(parents=True)
+    small.save(hidden / "never-seen.jpg")  # hidden folders are skipped, not failed
+    bad.add(truncated_jpeg(source, folder / "truncated.jpg").name)
+    bad.add(zero_byte(folder / "zero.jpg").name)
+    bad.add(text_named_jpg(folder / "page.jpg").name)
+    (folder / "notes.jpeg").write_text("just text, no image", encoding="utf-8")
+    bad.add("notes.jpeg")
+    bad.add(bomb_png(folder / "bomb.png").name)
+    good.add(bad_crc_png(source, folder / "bad-crc.png").name)  # pixels intact: Pillow decodes it
+    (folder / "dangling.jpg").symlink_to(folder / "does-not-exist.jpg")  # reported by the scan
+    (folder / "loop").symlink_to(folder, target_is_directory=True)  # not followed
+    return good, bad

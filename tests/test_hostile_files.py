@@ -1,0 +1,34 @@
+"""A corpus of 20+ kinds of hostile and odd files through scan, classify and export."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from tests.badfiles import hostile_corpus
+
+
+def test_every_good_file_is_classified_and_every_bad_one_reported_once(
+    sample_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    good, bad = hostile_corpus(sample_folder / "chelsea.jpg", folder)
+    assert len(good) + len(bad) + 2 >= 20  # plus the dangling link and the link loop
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    for name in bad:
+        assert err.count(f"skipped {name}:") == 1, name
+    assert "dangling.jpg" in err
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = {row["ImageID"]: row for row in csv.DictReader(handle)}
+    labelled = {name for name, row in rows.items() if row["Labels"]}
+    assert good <= labelled  # top-1 fallback: every decoded photo gets a label
+    assert not any(name.startswith(".hidden") for name in rows)
+    exported = tmp_path / "export.json"
+    assert main(["-q", "export", str(folder), "--format", "json", "--out", str(exported)]) == 0
+    assert exported.stat().st_size > 0
