@@ -1,0 +1,325 @@
+"""Image captioners: our trained decoder over frozen EfficientNet-Lite0 features, and BLIP.
+
+Every captioner offers the same four steps, so the caption job treats them alike:
+`preprocess` (one PIL image, runs in decode threads), `encode` (a pixel batch to features),
+`generate` (features to sentences) and, when features can be cached in the store,
+`feature_key`. Ours generates from the pooled 2560-d embedding the classifier already caches,
+so captioning a project the classifier has seen costs only the decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from core.errors import ModelError
+from core.registry import ImageEncoderSpec, image_spec
+
+FORMAT_VERSION = 1
+PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
+SPECIALS = (PAD, START, END, UNK)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased words; punctuation dropped, as in the BLEU references we score against."""
+    return _WORD.findall(text.lower())
+
+
+class FeatureSource(Protocol):
+    name: str
+    feature_key: str | None  # embedding cache key in the store; None when features are not cacheable
+    max_side: int  # decode photos at most this large
+
+    def preprocess(self, image: Image.Image) -> np.ndarray: ...
+    def encode(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+class ImageCaptioner(FeatureSource, Protocol):
+    def generate(self, features: np.ndarray) -> list[str]: ...
+
+
+@dataclass
+class DecoderConfig:
+    feature_dim: int = 2560
+    embed_dim: int = 256
+    hidden_dim: int = 512
+    dropout: float = 0.5
+    max_len: int = 20
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CaptionerInfo:
+    """Everything needed to use the weights: vocabulary, encoder version, decoding, scores."""
+
+    version: str
+    vocabulary: list[str]  # index = token id; the first four are SPECIALS
+    image_encoder: str  # registry name of the frozen encoder
+    image_key: str  # its embedding cache key: features must come from exactly this
+    decoder: dict[str, Any]
+    beam_size: int = 3
+    length_penalty: float = 0.7
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def create_decoder(config: DecoderConfig, vocab_size: int) -> Any:
+    """Show-and-tell LSTM with the image injected twice: initial state and every input step."""
+    import torch
+    from torch import nn
+
+    class CaptionDecoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.norm = nn.LayerNorm(config.feature_dim)
+            self.image = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.embed_dim), nn.ReLU())
+            self.init_state = nn.Linear(config.embed_dim, 2 * config.hidden_dim)
+            self.embed = nn.Embedding(vocab_size, config.embed_dim, padding_idx=0)
+            self.lstm = nn.LSTM(2 * config.embed_dim, config.hidden_dim, batch_first=True)
+            self.drop = nn.Dropout(config.dropout)
+            self.out = nn.Linear(config.hidden_dim, vocab_size)
+
+        def start(self, features: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+            image = self.image(self.norm(features))
+            h, c = torch.tanh(self.init_state(image)).chunk(2, dim=1)
+            return image, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous())
+
+        def step(self, image: torch.Tensor, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+            """tokens (B, T) -> logits (B, T, V); the image vector joins every input word."""
+            words = self.embed(tokens)
+            inputs = torch.cat([words, image.unsqueeze(1).expand(-1, words.shape[1], -1)], dim=2)
+            hidden, state = self.lstm(inputs, state)
+            return self.out(self.drop(hidden)), state
+
+        def forward(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+            image, state = self.start(features)
+            return self.step(image, tokens, state)[0]
+
+    return CaptionDecoder()
+
+
+def greedy_decode(decoder: Any, features: np.ndarray, max_len: int) -> list[list[int]]:
+    import torch
+
+    with torch.inference_mode():
+        image, state = decoder.start(torch.from_numpy(np.asarray(features, np.float32)))
+        tokens = torch.full((len(features), 1), SPECIALS.index(START), dtype=torch.long)
+        history = torch.zeros(len(features), 0, dtype=torch.long)
+        for _ in range(max_len):
+            logits, state = decoder.step(image, tokens, state)
+            logp = logits[:, -1]
+            _block_repeated_trigrams(logp, history)
+            tokens = logp.argmax(dim=1, keepdim=True)
+            history = torch.cat([history, tokens], dim=1)
+        return _trim(history.tolist())
+
+
+def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, length_penalty: float) -> list[list[int]]:
+    """Batched beam search: B images x K beams run as one LSTM batch per step."""
+    import torch
+
+    end = SPECIALS.index(END)
+    with torch.inference_mode():
+        batch = len(features)
+        image, (h, c) = decoder.start(torch.from_numpy(np.asarray(features, np.float32)))
+        image = image.repeat_interleave(beam, 0)
+        state = (h.repeat_interleave(beam, 1), c.repeat_interleave(beam, 1))
+        tokens = torch.full((batch * beam, 1), SPECIALS.index(START), dtype=torch.long)
+        scores = torch.zeros(batch, beam)
+        scores[:, 1:] = -1e9  # all beams start identical: keep only one alive at first
+        history = torch.zeros(batch * beam, 0, dtype=torch.long)
+        finished = torch.zeros(batch * beam, dtype=torch.bool)
+        lengths = torch.zeros(batch * beam)
+        for _ in range(max_len):
+            logits, state = decoder.step(image, tokens, state)
+            logp = torch.log_softmax(logits[:, -1], dim=1)
+            _block_repeated_trigrams(logp, history)
+            logp[finished] = -1e9
+            logp[finished, end] = 0.0  # a finished beam stays as it is at no cost
+            vocab = logp.shape[1]
+            total = (scores.view(-1, 1) + logp).view(batch, beam * vocab)
+            scores, flat = total.topk(beam, dim=1)
+            origin = (flat // vocab + torch.arange(batch).unsqueeze(1) * beam).view(-1)
+            tokens = (flat % vocab).view(-1, 1)
+            history = torch.cat([history[origin], tokens], dim=1)
+            lengths = lengths[origin] + (~finished[origin]).float()
+            finished = finished[origin] | (tokens.view(-1) == end)
+            state = (state[0][:, origin], state[1][:, origin])
+            if bool(finished.all()):
+                break
+        normalised = scores.view(-1) / lengths.clamp(min=1) ** length_penalty
+        best = normalised.view(batch, beam).argmax(dim=1) + torch.arange(batch) * beam
+        return _trim(history[best].tolist())
+
+
+def _block_repeated_trigrams(logp: Any, history: Any) -> None:
+    """Forbid a word that would repeat a trigram already in the beam: small LSTMs loop otherwise."""
+    if history.shape[1] < 3:
+        return
+    seen = (history[:, :-2] == history[:, -2:-1]) & (history[:, 1:-1] == history[:, -1:])
+    rows, cols = seen.nonzero(as_tuple=True)
+    logp[rows, history[:, 2:][rows, cols]] = -1e9
+
+
+def _trim(rows: list[list[int]]) -> list[list[int]]:
+    end = SPECIALS.index(END)
+    return [row[: row.index(end)] if end in row else row for row in rows]
+
+
+def default_captioner_dir() -> Path:
+    """The captioner shipped with Tagline: `models/captioner` beside the packages, read-only."""
+    import core
+
+    return Path(str(resources.files(core))).parent / "models" / "captioner"
+
+
+class FrozenImageFeatures:
+    """The frozen encoder side: photo -> pooled embedding, the same vectors the store caches."""
+
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True) -> None:
+        self.spec = spec
+        self.prefer_gpu = prefer_gpu
+        self.name = spec.name
+        self.feature_key: str | None = spec.key
+        self.max_side = 2 * spec.input_size
+
+    @cached_property
+    def image_encoder(self) -> Any:
+        from core.encoders import ImageEncoder
+
+        return ImageEncoder(self.spec, self.prefer_gpu)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        from core.encoders import preprocess_image
+
+        return preprocess_image(image, self.spec)
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(self.image_encoder.encode(pixels), np.float32)
+
+
+class Captioner(FrozenImageFeatures):
+    """Our shipped captioner: frozen Lite0 pooled features -> LSTM decoder -> sentence."""
+
+    def __init__(self, folder: Path | str | None = None, prefer_gpu: bool = True, beam_size: int | None = None) -> None:
+        from core.torch_encoders import load_state_dict
+
+        self.folder = Path(folder) if folder is not None else default_captioner_dir()
+        self.info = read_captioner_info(self.folder)
+        spec = image_spec(self.info.image_encoder)
+        if spec.key != self.info.image_key:
+            raise ModelError(f"captioner {self.folder} needs encoder {self.info.image_key}, this install has {spec.key}")
+        super().__init__(spec, prefer_gpu)
+        self.config = DecoderConfig(**self.info.decoder)
+        self.decoder = create_decoder(self.config, len(self.info.vocabulary))
+        self.decoder.load_state_dict(load_state_dict(self.folder / "captioner.safetensors"))
+        self.decoder.eval()
+        self.beam_size = beam_size if beam_size is not None else self.info.beam_size
+        self.name = f"tagline-captioner {self.info.version}"
+
+    def generate(self, features: np.ndarray, beam_size: int | None = None) -> list[str]:
+        beam = self.beam_size if beam_size is None else beam_size
+        if len(features) == 0:
+            return []
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # a small LSTM gains nothing from threads and loses much to the encoder's
+        try:
+            if beam <= 1:
+                ids = greedy_decode(self.decoder, features, self.config.max_len)
+            else:
+                ids = beam_decode(self.decoder, features, beam, self.config.max_len, self.info.length_penalty)
+        finally:
+            torch.set_num_threads(threads)
+        return [self.detokenize(row) for row in ids]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        words = [self.info.vocabulary[i] for i in ids if i >= len(SPECIALS)]
+        return " ".join(words)
+
+    def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
+        if not images:
+            return []
+        return self.generate(self.encode(np.stack([self.preprocess(im) for im in images])))
+
+
+def save_captioner(folder: Path, info: CaptionerInfo, tensors: dict[str, Any]) -> None:
+    """Weights and metadata through temporary names, so a crash leaves the old model whole."""
+    import os
+
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_tmp, meta_tmp = folder / f".captioner.safetensors.{os.getpid()}.tmp", folder / f".captioner.json.{os.getpid()}.tmp"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+    meta_tmp.write_text(json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1), encoding="utf-8")
+    os.replace(weights_tmp, folder / "captioner.safetensors")
+    os.replace(meta_tmp, folder / "captioner.json")
+
+
+def read_captioner_info(folder: Path) -> CaptionerInfo:
+    meta_path = folder / "captioner.json"
+    if not meta_path.is_file() or not (folder / "captioner.safetensors").is_file():
+        raise ModelError(f"{folder} is not a captioner folder (needs captioner.json and captioner.safetensors)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.pop("format", None) != FORMAT_VERSION:
+        raise ModelError(f"{meta_path} has an unknown format; update Tagline to read it")
+    return CaptionerInfo(**meta)
+
+
+class BlipCaptioner:
+    """A Hugging Face BLIP captioner from a local folder (or a hub name when online).
+
+    transformers is imported only here, so installs without it still caption with ours.
+    """
+
+    feature_key: str | None = None
+
+    def __init__(self, source: str | Path, local_only: bool = True, max_new_tokens: int = 30, num_beams: int = 3) -> None:
+        try:
+            from transformers import BlipForConditionalGeneration, BlipProcessor
+        except ImportError as exc:
+            raise ModelError("BLIP captioners need transformers: pip install transformers") from exc
+        try:
+            self.processor = BlipProcessor.from_pretrained(str(source), local_files_only=local_only)
+            self.model = BlipForConditionalGeneration.from_pretrained(str(source), local_files_only=local_only).eval()
+        except OSError as exc:
+            raise ModelError(f"cannot load a BLIP captioner from {source}: {exc}") from exc
+        self.name = f"blip {Path(str(source)).name}"
+        self.max_side = 2 * int(self.model.config.vision_config.image_size)
+        self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(self.processor(images=image, return_tensors="np")["pixel_values"][0], np.float32)
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels  # BLIP's vision tower runs inside generate()
+
+    def generate(self, features: np.ndarray) -> list[str]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.generate(pixel_values=torch.from_numpy(features), max_new_tokens=self.max_new_tokens,
+                                      num_beams=self.num_beams)
+        return [text.strip() for text in self.processor.batch_decode(out, skip_special_tokens=True)]
+
+
+def load_captioner(source: str | Path | None = None, prefer_gpu: bool = True) -> Captioner | BlipCaptioner:
+    """Our captioner folder (captioner.json), else a Hugging Face BLIP folder or hub name."""
+    if source is None or (Path(source) / "captioner.json").is_file():
+        return Captioner(source, prefer_gpu)
+    return BlipCaptioner(source, local_only=Path(source).exists())
