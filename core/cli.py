@@ -99,7 +99,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     store = _open_store(args)
     rejected = _import_captions(args, store, with_labels=False)
     encoders = classifier.encoders(prefer_gpu=not args.cpu)
-    report = drive(classify_project(store, classifier, encoders, args.batch_size, args.redo, args.cancel), args.quiet)
+    job = classify_project(store, classifier, encoders, args.batch_size, args.redo, args.cancel,
+                           use_generated_captions=args.use_generated_captions)
+    report = drive(job, args.quiet)
     for relpath, reason in report.failures:
         _warn(f"skipped {relpath}: {reason}")
     rate = report.classified / report.seconds if report.seconds else 0.0
@@ -249,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--probabilities", action="store_true", help="add a probability column per label")
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--redo", action="store_true", help="classify again images already done")
+    sub.add_argument("--use-generated-captions", action="store_true",
+                     help="also read machine-generated captions (off: they lower accuracy, see docs/captioning.md)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_classify)
 

@@ -71,12 +71,16 @@ def iter_embedded_batches(
     records: Sequence[ImageRecord],
     batch_size: int = 32,
     cancel: CancelToken | None = None,
+    captions: dict[int, tuple[str, str]] | None = None,
 ) -> Iterator[EmbeddedBatch]:
-    """Yield embeddings for `records` batch by batch, encoding only what is not cached."""
+    """Yield embeddings for `records` batch by batch, encoding only what is not cached.
+
+    `captions` (image id -> (text, source)) defaults to every caption in the store.
+    """
     image_key, text_key = encoders.image_spec.key, encoders.text_spec.key
     image_cache = store.cached_embeddings(image_key)
     text_cache = store.cached_embeddings(text_key)
-    captions = store.captions()
+    captions = store.captions() if captions is None else captions
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
 
     def needs_decode(record: ImageRecord) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.caption_words import bag_of_words, build_vocabulary
-from core.classifier import Classifier
+from core.classifier import Classifier, classification_captions
 from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
 from core.metrics import decide, evaluate
@@ -58,12 +58,12 @@ def collect_training_data(
         raise TaglineError("no image has a confirmed label yet: import labels or confirm some first")
     parts: list[tuple[int, np.ndarray, np.ndarray, float]] = []
     failures = 0
-    for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel):
+    captions = classification_captions(store)
+    for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel, captions):
         failures += len(batch.failures)
         parts.extend(zip(batch.image_ids, batch.image_vectors, batch.text_vectors, batch.has_caption))
         yield Progress("embed", len(parts) + failures, len(records), failed=failures)
     relpaths = {r.id: r.relpath for r in records}
-    captions = store.captions()
     data_captions = [captions[p[0]][0] if p[0] in captions else None for p in parts]
     targets = np.array([[confirmed[i].get(n, False) for n in names] for i, *_ in parts], dtype=bool)
     data = TrainingData(

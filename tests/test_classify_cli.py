@@ -124,3 +124,17 @@ def test_real_photos_score_well_against_their_truth(comp_slice: Path, tmp_path: 
 
     report, _ = evaluate_csvs(out, truth)
     assert report.samples_f1 > 0.75
+
+
+def test_generated_captions_are_not_read_unless_asked(sample_folder: Path) -> None:
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    classifier = Classifier()
+    run_to_end(classify_project(store, classifier))
+    cat_id = store.image_ids_by_relpath()["chelsea.jpg"]
+    photo_only = store.predictions()[cat_id]
+    store.set_caption(cat_id, "a red double decker bus on a city street", "generated")
+    assert run_to_end(classify_project(store, classifier)).classified == 0  # nothing it reads changed
+    assert store.predictions()[cat_id] == photo_only
+    run_to_end(classify_project(store, classifier, use_generated_captions=True))
+    assert store.predictions()[cat_id]["bus"][0] > photo_only["bus"][0]
