@@ -6,11 +6,15 @@ Nothing here imports torch, timm or onnxruntime; jobs import them on a worker th
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+_STARTED = time.perf_counter()
+
+from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -39,4 +43,14 @@ def run(folder: Path | None = None) -> int:
         # after the first paint, so the window appears before the database is read
         QTimer.singleShot(0, lambda: window.open_folder(Path(folder)))
     window.jobs.probe_device_later()
+    _smoke_test_exit(app)
     return app.exec()
+
+
+def _smoke_test_exit(app: QApplication) -> None:
+    """`TAGLINE_SMOKE_SECONDS=N`: quit after N seconds (CI starts the frozen app this way)."""
+    seconds = os.environ.get("TAGLINE_SMOKE_SECONDS")
+    if seconds:
+        logging.getLogger(__name__).warning("window shown %.2f s after start; quitting in %s s",
+                                            time.perf_counter() - _STARTED, seconds)
+        QTimer.singleShot(int(float(seconds) * 1000), app.quit)
