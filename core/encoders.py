@@ -96,6 +96,14 @@ def text_onnx_path(spec: TextEncoderSpec) -> Path:
     return path
 
 
+_FALLBACK: list[str] = []  # why CUDA was not used although a GPU is present, if it failed
+
+
+def cuda_fallback_reason() -> str | None:
+    """The last reason a present GPU could not be used (shown in the GUI's status bar)."""
+    return _FALLBACK[-1] if _FALLBACK else None
+
+
 def select_providers(prefer_gpu: bool = True) -> list[str]:
     """CUDA first when onnxruntime has it and its libraries load, else the CPU alone."""
     import onnxruntime as ort
@@ -106,6 +114,7 @@ def select_providers(prefer_gpu: bool = True) -> list[str]:
             ort.preload_dlls()
         except Exception as exc:  # missing CUDA/cuDNN libraries: fall back visibly
             log.warning("CUDA libraries failed to load (%s); using the CPU", exc)
+            _FALLBACK.append(f"libraries failed to load: {exc}")
             return ["CPUExecutionProvider"]
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -125,6 +134,7 @@ def _session(path: Path, providers: list[str]) -> Any:
     except Exception as exc:
         if providers != ["CPUExecutionProvider"]:
             log.warning("GPU session failed (%s); falling back to the CPU", exc)
+            _FALLBACK.append(f"session failed: {exc}")
             return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
 

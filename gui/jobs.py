@@ -31,6 +31,17 @@ def classify_job(store: ProjectStore, model_dir: Path | None, batch_size: int, p
     return (yield from classify_project(store, classifier, encoders, batch_size, cancel=cancel))
 
 
+def caption_job(store: ProjectStore, batch_size: int, prefer_gpu: bool,
+                cancel: CancelToken) -> Generator[Progress, None, Any]:
+    """Write captions for photos that have none (never replaces a person's caption)."""
+    yield Progress("caption", 0, 0, message="loading the captioner")
+    from core.caption_job import caption_project
+    from core.captioning import load_captioner
+
+    captioner = load_captioner(prefer_gpu=prefer_gpu)
+    return (yield from caption_project(store, captioner, cancel=cancel, batch_size=batch_size))
+
+
 def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
               cancel: CancelToken) -> Generator[Progress, None, Any]:
     """Fine-tune from confirmed labels with the bundled model's encoders and label ids."""
@@ -73,11 +84,14 @@ def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken)
 
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:
     """Which device the encoders will use (imports onnxruntime, so it runs in the background)."""
-    from core.encoders import select_providers
+    from core.encoders import cuda_fallback_reason, select_providers
 
     yield Progress("device", 0, 1)
     providers = select_providers(prefer_gpu)
-    return "CUDA" if providers and providers[0] == "CUDAExecutionProvider" else "CPU"
+    if providers and providers[0] == "CUDAExecutionProvider":
+        return "CUDA"
+    reason = cuda_fallback_reason()
+    return f"CPU (CUDA failed: {reason})" if reason else "CPU"
 
 
 def model_summary(model_dir: Path | None) -> Any:

@@ -14,7 +14,7 @@ from core.errors import TaglineError
 from core.progress import Progress
 from gui import errors
 from gui.export_dialog import ExportDialog
-from gui.jobs import ExportRequest, classify_job, device_job, export_job, model_summary, sync_job, train_job
+from gui.jobs import ExportRequest, caption_job, classify_job, device_job, export_job, model_summary, sync_job, train_job
 from gui.label_editor import LabelEditor
 from gui.worker import JobFactory, JobHandle, JobQueue
 
@@ -106,6 +106,29 @@ class JobsController(QObject):
         if ids and self.window.project is not None:
             self.window.project.refresh_predictions(list(ids))
             self.window.detail.labels_model.refresh()
+
+    def caption_missing(self) -> JobHandle | None:
+        project = self.window.project
+        if project is None:
+            return None
+        self.window.detail.save_caption()
+        settings = self.window.settings
+        handle = self._submit("captioning", partial(caption_job, project.store, settings.batch_size, settings.prefer_gpu))
+        handle.progress.connect(self._on_caption_progress)
+        handle.succeeded.connect(self._on_captioned)
+        return handle
+
+    def _on_caption_progress(self, step: Progress) -> None:
+        if step.extra.get("image_ids") and self.window.project is not None:
+            self.window.project.reload()
+
+    def _on_captioned(self, report: Any) -> None:
+        rate = report.captioned / report.seconds if report.seconds else 0.0
+        self._message(f"Captioned {report.captioned} photos ({rate:.1f}/s), {report.kept} already had one, "
+                      f"{len(report.failures)} skipped")
+        errors.show_failures(self.window, "Captioning", report.failures)
+        if self.window.project is not None:
+            self.window.project.reload()
 
     def _on_classified(self, report: Any) -> None:
         rate = report.classified / report.seconds if report.seconds else 0.0

@@ -132,9 +132,11 @@ class MainWindow(QMainWindow):
         model = bar.addMenu("&Model")
         self.a_classify = self._action(model, "&Classify all", self.jobs.classify, "Ctrl+Shift+C",
                                        "Predict labels for every photo whose picture or caption changed")
+        self.a_caption = self._action(model, "Caption &missing", self.jobs.caption_missing, "Ctrl+Shift+M",
+                                      "Write a caption for every photo that has none (yours are never replaced)")
         self.a_train = self._action(model, "&Train from confirmed labels", self.jobs.train, "Ctrl+Shift+T")
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
-        self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_train]
+        self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train]
         self._enable_project_actions(False)
 
     def _enable_project_actions(self, enabled: bool) -> None:

@@ -30,3 +30,20 @@ def window_errors():
     from gui import errors
 
     return errors.shown
+
+
+def test_caption_missing_fills_only_empty_captions(qtbot, window, sample_folder):
+    window.settings.prefer_gpu = False
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    store = window.project.store
+    cat = store.image_ids_by_relpath()["chelsea.jpg"]
+    store.set_caption(cat, "my own words", "typed")
+    handle = window.jobs.caption_missing()
+    with qtbot.waitSignal(handle.finished, timeout=240_000):
+        pass
+    assert handle.outcome == "succeeded", window_errors()
+    captions = store.captions()
+    assert captions[cat] == ("my own words", "typed")
+    assert sorted(source for _, source in captions.values()) == ["generated"] * 3 + ["typed"]
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy)
