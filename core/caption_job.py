@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +18,9 @@ import numpy as np
 from core.captioning import FeatureSource, ImageCaptioner
 from core.errors import ImageDecodeError
 from core.images import load_rgb
+from core.prefetch import prefetched
 from core.progress import CancelToken, Job, Progress
 from core.store import ImageRecord, ProjectStore
-
-PREFETCH_BATCHES = 2
 
 
 @dataclass
@@ -60,22 +59,11 @@ def iter_feature_batches(
         hit = cache.get(record.id)
         return hit[1] if hit is not None and hit[0] == (record.digest or "") else None
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tagline-caption-decode") as pool:
-        def submit(batch: Sequence[ImageRecord]) -> list[tuple[ImageRecord, Future[np.ndarray | str] | None]]:
-            return [(r, None if cached(r) is not None else pool.submit(_decode, store, r, captioner)) for r in batch]
+    def decode(record: ImageRecord) -> np.ndarray | str:
+        return _decode(store, record, captioner)
 
-        pending = [submit(b) for b in batches[:PREFETCH_BATCHES]]
-        for index in range(len(batches)):
-            if cancel is not None and cancel.cancelled:
-                for item in pending:
-                    for _, future in item:
-                        if future is not None:
-                            future.cancel()
-                cancel.raise_if_cancelled()
-            current = pending.pop(0)
-            if index + PREFETCH_BATCHES < len(batches):
-                pending.append(submit(batches[index + PREFETCH_BATCHES]))
-            yield _encode(store, captioner, current, cached)
+    for current in prefetched(batches, decode, lambda r: cached(r) is None, cancel, "tagline-caption-decode"):
+        yield _encode(store, captioner, current, cached)
 
 
 def _encode(store: ProjectStore, captioner: FeatureSource,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,11 +18,10 @@ import numpy as np
 from core.encoders import ImageEncoder, TextEncoder
 from core.errors import ImageDecodeError
 from core.images import load_rgb
+from core.prefetch import prefetched
 from core.progress import CancelToken
 from core.registry import ImageEncoderSpec, TextEncoderSpec
 from core.store import ImageRecord, ProjectStore
-
-PREFETCH_BATCHES = 3
 
 
 @dataclass
@@ -87,28 +86,11 @@ def iter_embedded_batches(
         cached = image_cache.get(record.id)
         return cached is None or cached[0] != (record.digest or "")
 
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tagline-decode") as pool:
-        pending: list[list[tuple[ImageRecord, Future[np.ndarray | str] | None]]] = []
+    def decode(record: ImageRecord) -> np.ndarray | str:
+        return _decode(store, record, encoders.image_spec)
 
-        def submit(batch: Sequence[ImageRecord]) -> None:
-            pending.append([
-                (r, pool.submit(_decode, store, r, encoders.image_spec) if needs_decode(r) else None)
-                for r in batch
-            ])
-
-        for batch in batches[:PREFETCH_BATCHES]:
-            submit(batch)
-        for index in range(len(batches)):
-            if cancel is not None and cancel.cancelled:
-                for item in pending:
-                    for _, future in item:
-                        if future is not None:
-                            future.cancel()
-                cancel.raise_if_cancelled()
-            current = pending.pop(0)
-            if index + PREFETCH_BATCHES < len(batches):
-                submit(batches[index + PREFETCH_BATCHES])
-            yield _encode_batch(store, encoders, current, image_cache, text_cache, captions)
+    for current in prefetched(batches, decode, needs_decode, cancel):
+        yield _encode_batch(store, encoders, current, image_cache, text_cache, captions)
 
 
 def _encode_batch(

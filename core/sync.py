@@ -8,6 +8,7 @@ in phase 1, to tell a move (work follows the photo) from a new photo.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,8 +34,12 @@ class SyncReport:
 def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[SyncReport]:
     """Add new files, re-hash changed ones, mark missing ones (their work is kept)."""
     report = SyncReport()
-    found = list(walk_images(store.folder, report.problems))
     known = {row[1]: row for row in store.query("SELECT id, relpath, size, mtime_ns, digest, present FROM images")}
+    if not known:  # first open: nothing can have moved, so insert while the walk goes on
+        yield from _insert_new(store, walk_images(store.folder, report.problems), report, cancel)
+        yield from _hash_missing(store, report, {}, cancel)
+        return report
+    found = list(walk_images(store.folder, report.problems))
     on_disk = {f.relpath for f in found}
     vanished = {rel: row for rel, row in known.items() if rel not in on_disk and row[5] == 1}
     new: list[FoundFile] = []
@@ -48,18 +53,7 @@ def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[S
         else:
             changed.append((item, row))
     new = _apply_moves(store, new, vanished, report)
-    now = time.time()
-    for start in range(0, len(new), INSERT_BATCH):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        batch = new[start : start + INSERT_BATCH]
-        with store.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO images(relpath, size, mtime_ns, digest, added_at) VALUES(?,?,?,NULL,?)",
-                [(f.relpath, f.size, f.mtime_ns, now) for f in batch],
-            )
-        report.added.extend(f.relpath for f in batch)
-        yield Progress("scan", start + len(batch), len(new), extra={"added": [f.relpath for f in batch]})
+    yield from _insert_new(store, iter(new), report, cancel, total=len(new))
     with store.transaction() as cur:
         cur.executemany(
             "UPDATE images SET size=?, mtime_ns=?, digest=NULL, present=1, error=NULL WHERE id=?",
@@ -70,6 +64,25 @@ def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[S
     old_digests = {row[0]: row[4] for _, row in changed}
     yield from _hash_missing(store, report, old_digests, cancel)
     return report
+
+
+def _insert_new(store: ProjectStore, files: Iterator[FoundFile], report: SyncReport,
+                cancel: CancelToken | None, total: int = 0) -> Iterator[Progress]:
+    """Insert in batches; each batch is committed and announced (`extra["added"]`) at once."""
+    now = time.time()
+    while True:
+        batch = list(itertools.islice(files, INSERT_BATCH))
+        if not batch:
+            return
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        with store.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO images(relpath, size, mtime_ns, digest, added_at) VALUES(?,?,?,NULL,?)",
+                [(f.relpath, f.size, f.mtime_ns, now) for f in batch],
+            )
+        report.added.extend(f.relpath for f in batch)
+        yield Progress("scan", len(report.added), total, extra={"added": [f.relpath for f in batch]})
 
 
 def _apply_moves(store: ProjectStore, new: list[FoundFile], vanished: dict[str, tuple], report: SyncReport) -> list[FoundFile]:
