@@ -73,3 +73,33 @@ def check_state(folder: Path, labels: dict[tuple[int, str], bool], captions: dic
             assert reopened.caption(image_id) == (text, "typed")
     finally:
         reopened.close()
+
+
+def test_classify_killed_midway_resumes_and_finishes(comp_slice: Path) -> None:
+    """SIGKILL `tagline classify` while batches are being committed; the next run only does
+    what is left, and the database stays sound."""
+    from core.classifier import Classifier, classify_project
+
+    command = [sys.executable, "-m", "gui.entry", "-q", "classify", str(comp_slice), "--batch-size", "8"]
+    version = Classifier().version
+    done_after_kill: list[int] = []
+    for kill in range(2):
+        process = subprocess.Popen(command, cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if (comp_slice / ".tagline" / "project.db").exists():
+                with ProjectStore(comp_slice) as probe:
+                    if len(probe.prediction_inputs(version)) >= 8 * (kill * 3 + 1):
+                        break  # some batches are committed: kill in the middle of the next ones
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        store = ProjectStore(comp_slice)
+        assert store.integrity_ok()
+        done_after_kill.append(len(store.prediction_inputs(version)))
+        store.close()
+    assert done_after_kill[-1] < 160, "the kill came too late to test anything"
+    store = ProjectStore(comp_slice)
+    report = run_to_end(classify_project(store, Classifier()))
+    assert report.already_done == done_after_kill[-1]
+    assert report.classified + report.already_done == 160
