@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.caption_words import bag_of_words, build_vocabulary
-from core.classifier import Classifier, classification_captions
+from core.classifier import classification_captions
 from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
 from core.metrics import decide, evaluate
@@ -150,9 +150,3 @@ def _version(tensors: dict[str, object]) -> str:
         digest.update(tensors[key].numpy().tobytes())  # type: ignore[attr-defined]
     return time.strftime("%Y%m%d") + "-" + digest.hexdigest()
 
-
-def load_or_none(folder: Path) -> Classifier | None:
-    try:
-        return Classifier(folder)
-    except TaglineError:
-        return None
