@@ -59,15 +59,14 @@ def caption_only() -> None:
         print("caption alone: skipped (import comp5329 labels into its project first; see docs/benchmarks.md)")
         return
     data, relpaths = run_to_end(collect_training_data(store, Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))))
-    part = np.array([SplitRule().part(p) for p in relpaths])
+    train, validation, hold = SplitRule().indices(relpaths)
     from core.caption_words import build_vocabulary
     from core.learn import with_caption_words
 
-    vocabulary = build_vocabulary(c for c, p in zip(data.captions, part) if c and p == "train")
+    vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train) if c)
     data = with_caption_words(data, vocabulary)
-    text_only = TrainingData(np.zeros((len(part), 1), np.float32), data.text, data.has_caption, data.targets, data.labels)
-    trained = run_to_end(train_head(text_only, np.flatnonzero(part == "train"), np.flatnonzero(part == "validation"), TrainConfig()))
-    hold = np.flatnonzero(part == "holdout")
+    text_only = TrainingData(np.zeros((len(relpaths), 1), np.float32), data.text, data.has_caption, data.targets, data.labels)
+    trained = run_to_end(train_head(text_only, train, validation, TrainConfig()))
     probs = predict_heads(trained.heads, text_only.image[hold], text_only.text[hold], text_only.has_caption[hold])
     thresholds = trained.thresholds if trained.threshold_mode == "per_label" else trained.global_threshold
     report = evaluate(data.targets[hold], decide(probs, thresholds), data.labels)

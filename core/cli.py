@@ -102,13 +102,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     job = classify_project(store, classifier, encoders, args.batch_size, args.redo, args.cancel,
                            use_generated_captions=args.use_generated_captions)
     report = drive(job, args.quiet)
-    for relpath, reason in report.failures:
-        _warn(f"skipped {relpath}: {reason}")
+    _warn_skipped(report.failures)
     rate = report.classified / report.seconds if report.seconds else 0.0
     _info(args, f"classified {report.classified} images ({rate:.1f}/s on {report.provider or 'no device'}), "
                 f"{report.already_done} already done, {len(report.failures)} failed; model {classifier.version}")
     if args.out:
-        rows = [r for r in collect_rows(store, predicted_only=True)]
+        rows = collect_rows(store, predicted_only=True)
         export_csv(store, Path(args.out), rows, label_ids=args.label_ids, probabilities=args.probabilities)
         _info(args, f"wrote {len(rows)} rows to {args.out}")
     return EXIT_PARTIAL if report.failures or rejected else EXIT_OK
@@ -121,8 +120,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     captioner = load_captioner(args.model, prefer_gpu=not args.cpu)
     store = _open_store(args)
     report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
-    for relpath, reason in report.failures:
-        _warn(f"skipped {relpath}: {reason}")
+    _warn_skipped(report.failures)
     rate = report.captioned / report.seconds if report.seconds else 0.0
     _info(args, f"captioned {report.captioned} images ({rate:.1f}/s), {report.kept} already had a caption, "
                 f"{len(report.failures)} failed; {captioner.name}")
@@ -311,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _warn(message: str) -> None:
     print(f"tagline: {message}", file=sys.stderr)
+
+
+def _warn_skipped(failures: list[tuple[str, str]]) -> None:
+    for relpath, reason in failures:
+        _warn(f"skipped {relpath}: {reason}")
 
 
 def _info(args: argparse.Namespace, message: str) -> None:

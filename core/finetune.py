@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.embedding import Encoders
-from core.errors import ImageDecodeError, TaglineError
+from core.errors import ImageDecodeError
 from core.fusion_head import HeadConfig, create_head
 from core.images import load_rgb
 from core.learn import LearnResult, SplitRule, collect_training_data, learn
@@ -82,10 +82,7 @@ def finetune(
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
-    part = np.array([split.part(p) for p in relpaths])
-    train_rows, val_rows = np.flatnonzero(part == "train"), np.flatnonzero(part == "validation")
-    if len(train_rows) < 2 or len(val_rows) < 1:
-        raise TaglineError("too few labelled images to fine-tune; label some more")
+    train_rows, val_rows, _ = split.indices(relpaths)
     spec = encoders.image_spec
     model = PooledFeatures.create(spec).to(device)
     head = create_head(HeadConfig(spec.dim, data.text.shape[1], len(data.labels), hidden=head_config.hidden)).to(device)

@@ -38,6 +38,14 @@ class SplitRule:
             return "holdout"
         return "validation" if u < self.holdout + self.validation else "train"
 
+    def indices(self, relpaths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row indices of the train, validation and held-out parts; too few to train is an error."""
+        part = np.array([self.part(p) for p in relpaths])
+        train, validation, holdout = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
+        if len(train) < 2 or len(validation) < 1:
+            raise TaglineError(f"too few labelled images to train ({len(relpaths)}); label some more")
+        return train, validation, holdout
+
 
 @dataclass
 class LearnResult:
@@ -90,10 +98,7 @@ def learn(
     named relative to the model folder so the folder can be moved).
     """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
-    part = np.array([split.part(p) for p in relpaths])
-    train_idx, val_idx, hold_idx = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
-    if len(train_idx) < 2 or len(val_idx) < 1:
-        raise TaglineError(f"too few labelled images to train ({len(relpaths)}); label some more")
+    train_idx, val_idx, hold_idx = split.indices(relpaths)
     vocabulary: list[str] = []
     if config.caption_words:
         vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train_idx) if c)
