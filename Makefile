@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The app works on a copy of the sample (build/sample), so the repository stays untouched.
 app: $(STAMP)
-	$(BIN)/tagline classify resources/sample --captions resources/sample/captions.csv --out sample-labels.csv
-	$(BIN)/tagline gui resources/sample
+	mkdir -p build/sample && cp resources/sample/*.jpg build/sample/
+	$(BIN)/tagline classify build/sample --captions resources/sample/captions.csv --out sample-labels.csv
+	$(BIN)/tagline gui build/sample
 
 check: $(STAMP)
 	$(BIN)/ruff check core gui tests bench

@@ -33,7 +33,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
 def sample_folder(tmp_path: Path) -> Path:
     """The four licensed sample photos, their captions CSV moved out of the folder."""
     folder = tmp_path / "photos"
-    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.csv", "*.md"))
+    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.csv", "*.md", ".tagline"))
     return folder
 
 
