@@ -26,7 +26,7 @@ class Classifier:
     def __init__(self, folder: Path | str | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_model_dir()
         self.info: ClassifierInfo = read_info(self.folder)
-        weights = load_head_weights(self.folder)
+        weights = load_head_weights(self.folder, self.info)
         self.heads: list[Any] = []
         for member in range(self.info.ensemble):
             head = create_head(head_config(self.info))

@@ -37,3 +37,33 @@ class StoreError(TaglineError):
 
 class Cancelled(TaglineError):
     """A long job stopped because its cancel token was set; finished work is kept."""
+
+
+_FULL_HINT = "the disk is full: free some space and try again"
+
+
+def write_failure_message(path: object, exc: BaseException) -> str:
+    """Say why a write failed and what to do, and that nothing already saved was touched.
+
+    Used for SQLite errors (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR) and OS errors (ENOSPC,
+    EDQUOT, EROFS, EACCES), which would otherwise reach the person as raw library text.
+    """
+    import errno
+    import sqlite3
+
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None:
+        primary = code & 0xFF
+        if primary == sqlite3.SQLITE_FULL:
+            reason = _FULL_HINT
+        elif primary == sqlite3.SQLITE_READONLY:
+            reason = "the project database is read-only: check the folder's permissions"
+        else:
+            reason = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = _FULL_HINT
+    elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason = f"{exc.strerror or exc}: choose a folder you can write to"
+    else:
+        reason = str(getattr(exc, "strerror", None) or exc)
+    return f"cannot write {path}: {reason} (this change was not saved; earlier work is intact)"

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import TaglineError
+from core.errors import TaglineError, write_failure_message
 from core.store import ProjectStore
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -70,7 +70,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise TaglineError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise TaglineError(write_failure_message(path, exc)) from exc
 
 
 def export_csv(

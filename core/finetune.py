@@ -8,6 +8,7 @@ the result is an ordinary model folder that classify, ONNX export and the GUI al
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,9 @@ def finetune(
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in best_state.items()}, str(out_dir / BACKBONE_FILE))
+    tmp = out_dir / f".{BACKBONE_FILE}.{os.getpid()}.tmp"
+    save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp))
+    os.replace(tmp, out_dir / BACKBONE_FILE)  # a kill never leaves half a backbone
     relative_name = f"timm:{spec.timm_name}@{BACKBONE_FILE}"
     tuned = Encoders(image_spec(relative_name, out_dir), encoders.text_spec, encoders.prefer_gpu)
     return (yield from learn(store, out_dir, tuned, split, head_config, external_ids, cancel, relative_name))

@@ -43,7 +43,8 @@ class SplitRule:
         part = np.array([self.part(p) for p in relpaths])
         train, validation, holdout = (np.flatnonzero(part == name) for name in ("train", "validation", "holdout"))
         if len(train) < 2 or len(validation) < 1:
-            raise TaglineError(f"too few labelled images to train ({len(relpaths)}); label some more")
+            raise TaglineError(f"too few labelled images to train: {len(relpaths)} labelled, {len(train)} in the training "
+                               f"part and {len(validation)} in validation; label some more")
         return train, validation, holdout
 
 

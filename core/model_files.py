@@ -1,4 +1,4 @@
-"""Classifier files: `model.safetensors` plus `model.json`, never pickles.
+"""Classifier files: `model-VERSION.safetensors` plus `model.json`, never pickles.
 
 The JSON carries everything needed to use the weights correctly: label names, thresholds,
 the exact encoder versions, metrics and a summary of the training data.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelError
+from core.errors import ModelError, write_failure_message
 from core.fusion_head import HeadConfig
 
 FORMAT_VERSION = 1
@@ -39,6 +39,7 @@ class ClassifierInfo:
     training: dict[str, Any] = field(default_factory=dict)
     ensemble: int = 1
     vocabulary: list[str] = field(default_factory=list)  # caption words; empty: not used
+    weights: str = "model.safetensors"  # the weights file this metadata belongs to
 
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":
@@ -47,17 +48,40 @@ class ClassifierInfo:
 
 
 def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:
-    """Write both files through temporary names and rename, so a crash leaves the old model."""
+    """Write the weights under a name of their own, then switch `model.json` to them.
+
+    Renaming `model.json` is the single commit point: a crash (or a full disk) at any moment
+    leaves either the old pair or the new pair, never new weights under old metadata.
+    """
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    weights_tmp = folder / f".model.safetensors.{os.getpid()}.tmp"
+    folder = Path(folder)
+    info.weights = f"model-{info.version}.safetensors"
+    weights_tmp = folder / f".{info.weights}.{os.getpid()}.tmp"
     meta_tmp = folder / f".model.json.{os.getpid()}.tmp"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
-    meta = {"format": FORMAT_VERSION, **info.__dict__}
-    meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(weights_tmp, folder / "model.safetensors")
-    os.replace(meta_tmp, folder / "model.json")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+        _fsync(weights_tmp)
+        os.replace(weights_tmp, folder / info.weights)
+        meta = {"format": FORMAT_VERSION, **info.__dict__}
+        with open(meta_tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(meta, indent=1, sort_keys=True))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(meta_tmp, folder / "model.json")
+    except OSError as exc:
+        weights_tmp.unlink(missing_ok=True)
+        meta_tmp.unlink(missing_ok=True)
+        raise ModelError(write_failure_message(folder, exc)) from exc
+    for stale in folder.glob("model*.safetensors"):
+        if stale.name != info.weights:
+            stale.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def read_info(folder: Path) -> ClassifierInfo:
@@ -79,8 +103,8 @@ def read_info(folder: Path) -> ClassifierInfo:
         raise ModelError(f"{path} is incomplete: {exc}") from exc
 
 
-def load_head_weights(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "model.safetensors"
+def load_head_weights(folder: Path, info: ClassifierInfo) -> dict[str, Any]:
+    path = Path(folder) / Path(info.weights).name
     if not path.is_file():
         raise ModelError(f"{path} is missing; the model folder is incomplete")
     from safetensors.torch import load_file

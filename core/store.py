@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import StoreError
+from core.errors import StoreError, write_failure_message
 from core.scan import PROJECT_DIRNAME
 
 SCHEMA_VERSION = 1
@@ -72,6 +72,19 @@ class Label:
     hotkey: str | None
     position: int
     external_id: str | None
+
+
+@dataclass(frozen=True)
+class LabelSnapshot:
+    """A label with every row that refers to it, as `delete_label` removed them.
+
+    Deleting a label cascades to the person's decisions and the model's predictions, so undo
+    needs all of them to put the label back exactly (`restore_label`).
+    """
+
+    label: Label
+    confirmations: tuple[tuple[int, int, float], ...]  # (image id, present, updated_at)
+    predictions: tuple[tuple[int, float, int, str, str], ...]  # (image id, probability, predicted, model, inputs key)
 
 
 def default_store_path(folder: Path) -> Path:
@@ -140,6 +153,10 @@ class ProjectStore:
                 yield cur
                 if outer:
                     cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if outer and self._conn.in_transaction:
+                    self._conn.rollback()
+                raise StoreError(write_failure_message(self.db_path, exc)) from exc
             except BaseException:
                 if outer and self._conn.in_transaction:
                     cur.execute("ROLLBACK")
@@ -250,12 +267,64 @@ class ProjectStore:
                     cur.execute("UPDATE labels SET external_id=? WHERE id=?", (external, label.id))
 
     def rename_label(self, old: str, new: str) -> None:
+        """Decisions and predictions refer to the label's id, so they follow the new name."""
         with self.transaction() as cur:
+            if not cur.execute("SELECT 1 FROM labels WHERE name=?", (old,)).fetchone():
+                raise StoreError(f"there is no label named {old!r}")
+            if new != old and cur.execute("SELECT 1 FROM labels WHERE name=?", (new,)).fetchone():
+                raise StoreError(f"a label named {new!r} exists already")
             cur.execute("UPDATE labels SET name=? WHERE name=?", (new, old))
 
-    def delete_label(self, name: str) -> None:
+    def delete_label(self, name: str) -> LabelSnapshot | None:
+        """Delete a label with its decisions and predictions; returns them for `restore_label`
+        (None when there was no such label)."""
         with self.transaction() as cur:
-            cur.execute("DELETE FROM labels WHERE name=?", (name,))
+            row = cur.execute(
+                "SELECT id, name, hotkey, position, external_id FROM labels WHERE name=?", (name,)
+            ).fetchone()
+            if row is None:
+                return None
+            label = Label(*row)
+            confirmations = cur.execute(
+                "SELECT image_id, present, updated_at FROM confirmations WHERE label_id=? ORDER BY image_id",
+                (label.id,),
+            ).fetchall()
+            predictions = cur.execute(
+                "SELECT image_id, probability, predicted, model_version, inputs_key FROM predictions "
+                "WHERE label_id=? ORDER BY image_id",
+                (label.id,),
+            ).fetchall()
+            cur.execute("DELETE FROM labels WHERE id=?", (label.id,))
+        return LabelSnapshot(label, tuple(confirmations), tuple(predictions))
+
+    def restore_label(self, snapshot: LabelSnapshot) -> None:
+        """Put a deleted label back (name, id, hotkey, position, external id, every row), all or nothing.
+
+        The original id is reused when it is still free. Raises `StoreError` when a label of that
+        name exists again (a classify run may have re-created it); rows of images no longer in the
+        store are skipped.
+        """
+        label = snapshot.label
+        with self.transaction() as cur:
+            if cur.execute("SELECT 1 FROM labels WHERE name=?", (label.name,)).fetchone():
+                raise StoreError(f"a label named {label.name!r} exists again")
+            id_taken = cur.execute("SELECT 1 FROM labels WHERE id=?", (label.id,)).fetchone() is not None
+            cur.execute(
+                "INSERT INTO labels(id, name, hotkey, position, external_id) VALUES(?,?,?,?,?)",
+                (None if id_taken else label.id, label.name, label.hotkey, label.position, label.external_id),
+            )
+            label_id = label.id if not id_taken else int(cur.lastrowid or 0)
+            cur.executemany(
+                "INSERT INTO confirmations(image_id, label_id, present, updated_at) "
+                "SELECT id, ?, ?, ? FROM images WHERE id=?",
+                [(label_id, present, updated, image_id) for image_id, present, updated in snapshot.confirmations],
+            )
+            cur.executemany(
+                "INSERT INTO predictions(image_id, label_id, probability, predicted, model_version, inputs_key) "
+                "SELECT id, ?, ?, ?, ?, ? FROM images WHERE id=?",
+                [(label_id, prob, predicted, model, key, image_id)
+                 for image_id, prob, predicted, model, key in snapshot.predictions],
+            )
 
     def set_hotkey(self, name: str, hotkey: str | None) -> None:
         with self.transaction() as cur:

@@ -1,63 +1,86 @@
 """Undoable edits. Each command remembers the exact prior state, so undo restores it exactly
-(a caption's text and source, a label's decision including "undecided")."""
+(a caption's text and source, a label's decision including "undecided", a deleted label with
+every decision and prediction it had)."""
 
 from __future__ import annotations
 
-from PySide6.QtGui import QUndoCommand
+from collections.abc import Callable
 
+from PySide6.QtGui import QUndoCommand
+from PySide6.QtWidgets import QApplication
+
+from core.errors import StoreError, TaglineError
+from core.store import LabelSnapshot
+from gui import errors
 from gui.project import Project
 
 CAPTION_COMMAND_ID = 1
 
 
-class LabelsCommand(QUndoCommand):
+class StoreCommand(QUndoCommand):
+    """An edit written to the project store. When the write fails (a full disk, a read-only
+    folder, a label gone) the person is told, the store is unchanged (one transaction), and the
+    command is dropped from the stack; what they typed stays in the editor to save again."""
+
+    def __init__(self, project: Project, text: str) -> None:
+        super().__init__(text)
+        self.project = project
+
+    def _apply(self, change: Callable[[], None], direction: str) -> bool:
+        try:
+            change()
+        except TaglineError as exc:
+            self.setObsolete(True)  # QUndoStack deletes an obsolete command instead of keeping it
+            errors.show_error(QApplication.activeWindow(), exc, f"Cannot {direction} '{self.text()}'")
+            return False
+        return True
+
+
+class LabelsCommand(StoreCommand):
     """Set label decisions on one or many images, optionally marking them reviewed."""
 
     def __init__(self, project: Project, text: str, changes: list[tuple[int, str, bool | None]],
                  mark_reviewed: list[int] | None = None) -> None:
-        super().__init__(text)
-        self.project = project
+        super().__init__(project, text)
         self.new = list(changes)
         self.old = [(i, n, project.confirmations.get(i, {}).get(n)) for i, n, _ in changes]
         self.mark = list(mark_reviewed or [])
         self.was_reviewed = [i for i in self.mark if i in project.reviewed]
 
-    def redo(self) -> None:
+    def _write(self, changes: list[tuple[int, str, bool | None]], reviewed: list[int], present: bool) -> None:
         with self.project.store.transaction():
-            self.project.write_confirmations(self.new)
-            if self.mark:
-                self.project.write_reviewed(self.mark, True)
+            self.project.write_confirmations(changes)
+            if reviewed:
+                self.project.write_reviewed(reviewed, present)
+
+    def redo(self) -> None:
+        self._apply(lambda: self._write(self.new, self.mark, True), "apply")
 
     def undo(self) -> None:
-        with self.project.store.transaction():
-            self.project.write_confirmations(list(reversed(self.old)))
-            unmark = [i for i in self.mark if i not in self.was_reviewed]
-            if unmark:
-                self.project.write_reviewed(unmark, False)
+        unmark = [i for i in self.mark if i not in self.was_reviewed]
+        self._apply(lambda: self._write(list(reversed(self.old)), unmark, False), "undo")
 
 
-class ReviewedCommand(QUndoCommand):
+class ReviewedCommand(StoreCommand):
     def __init__(self, project: Project, image_ids: list[int], reviewed: bool) -> None:
-        super().__init__("mark reviewed" if reviewed else "mark unreviewed")
-        self.project = project
+        super().__init__(project, "mark reviewed" if reviewed else "mark unreviewed")
         self.reviewed = reviewed
         self.changed = [i for i in image_ids if (i in project.reviewed) != reviewed]
 
     def redo(self) -> None:
         if self.changed:
-            self.project.write_reviewed(self.changed, self.reviewed)
+            self._apply(lambda: self.project.write_reviewed(self.changed, self.reviewed), "apply")
 
     def undo(self) -> None:
         if self.changed:
-            self.project.write_reviewed(self.changed, not self.reviewed)
+            self._apply(lambda: self.project.write_reviewed(self.changed, not self.reviewed), "undo")
 
 
-class CaptionCommand(QUndoCommand):
+class CaptionCommand(StoreCommand):
     """A typed caption. Consecutive saves of the same image merge into one undo step."""
 
     def __init__(self, project: Project, image_id: int, text: str, source: str = "typed") -> None:
-        super().__init__("edit caption")
-        self.project = project
+        super().__init__(project, "edit caption")
         self.image_id = image_id
         self.old = project.captions.get(image_id)
         self.new: tuple[str, str] | None = (text, source) if text else None
@@ -72,7 +95,107 @@ class CaptionCommand(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.project.write_caption(self.image_id, self.new)
+        self._apply(lambda: self.project.write_caption(self.image_id, self.new), "save")
 
     def undo(self) -> None:
-        self.project.write_caption(self.image_id, self.old)
+        self._apply(lambda: self.project.write_caption(self.image_id, self.old), "undo")
+
+
+# -- the label vocabulary -------------------------------------------------------------------
+# Commands refer to labels by name; as long as every vocabulary edit goes through the stack the
+# names each command sees are the ones it was made with (undo walks the history backwards).
+
+
+class VocabularyCommand(StoreCommand):
+    """Base of the vocabulary edits: after each change the whole project reloads (the label
+    list, filter bar, hotkeys, gallery and detail panel all show the vocabulary).
+
+    A step that can no longer be applied (say, classifying re-created a deleted label outside
+    the stack) is reported and dropped from the stack, and the store is left as it was.
+    """
+
+    def _apply(self, change: Callable[[], None], direction: str) -> bool:
+        if not super()._apply(change, direction):
+            return False
+        self.project.reload_labels()
+        self.project.reload()
+        return True
+
+
+class AddLabelCommand(VocabularyCommand):
+    def __init__(self, project: Project, name: str) -> None:
+        super().__init__(project, f"add label {name}")
+        self.name = name
+        self.snapshot: LabelSnapshot | None = None  # what undo removed, so redo brings back the same label
+
+    def _add(self) -> None:
+        store = self.project.store
+        if self.snapshot is not None:
+            store.restore_label(self.snapshot)
+        elif any(label.name == self.name for label in store.labels()):
+            raise StoreError(f"a label named {self.name!r} exists already")
+        else:
+            store.ensure_labels([self.name])
+
+    def _remove(self) -> None:
+        self.snapshot = self.project.store.delete_label(self.name)
+
+    def redo(self) -> None:
+        self._apply(self._add, "apply")
+
+    def undo(self) -> None:
+        self._apply(self._remove, "undo")
+
+
+class DeleteLabelCommand(VocabularyCommand):
+    """Delete a label with its decisions and predictions; undo puts all of them back."""
+
+    def __init__(self, project: Project, name: str) -> None:
+        super().__init__(project, f"delete label {name}")
+        self.name = name
+        self.snapshot: LabelSnapshot | None = None
+
+    def _delete(self) -> None:
+        snapshot = self.project.store.delete_label(self.name)
+        if snapshot is None:
+            raise StoreError(f"there is no label named {self.name!r}")
+        self.snapshot = snapshot
+
+    def _restore(self) -> None:
+        assert self.snapshot is not None  # undo only follows a redo that deleted
+        self.project.store.restore_label(self.snapshot)
+
+    def redo(self) -> None:
+        self._apply(self._delete, "apply")
+
+    def undo(self) -> None:
+        self._apply(self._restore, "undo")
+
+
+class RenameLabelCommand(VocabularyCommand):
+    """Decisions and predictions refer to the label's id, so renaming back restores them."""
+
+    def __init__(self, project: Project, old: str, new: str) -> None:
+        super().__init__(project, f"rename label {old} to {new}")
+        self.old = old
+        self.new = new
+
+    def redo(self) -> None:
+        self._apply(lambda: self.project.store.rename_label(self.old, self.new), "apply")
+
+    def undo(self) -> None:
+        self._apply(lambda: self.project.store.rename_label(self.new, self.old), "undo")
+
+
+class HotkeyCommand(VocabularyCommand):
+    def __init__(self, project: Project, name: str, hotkey: str | None) -> None:
+        super().__init__(project, f"hotkey of {name}")
+        self.name = name
+        self.new = hotkey
+        self.old = next((label.hotkey for label in project.labels if label.name == name), None)
+
+    def redo(self) -> None:
+        self._apply(lambda: self.project.store.set_hotkey(self.name, self.new), "apply")
+
+    def undo(self) -> None:
+        self._apply(lambda: self.project.store.set_hotkey(self.name, self.old), "undo")

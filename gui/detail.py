@@ -182,7 +182,10 @@ class DetailPanel(QWidget):
         self._caption_dirty = False
         self._save_timer.stop()
         if self.project is not None and self.current_id is not None:
-            review.save_caption(self.project, self.current_id, self.caption.toPlainText())
+            if not review.save_caption(self.project, self.current_id, self.caption.toPlainText()):
+                self._caption_dirty = True  # kept in the editor; the next edit or switch tries again
+                self.caption_source.setText("not saved (see the message)")
+                return
         self._show_caption()
 
     # -- labels and threshold -------------------------------------------------------------

@@ -47,9 +47,8 @@ def set_reviewed(project: Project, image_ids: list[int], reviewed: bool) -> None
 
 
 def save_caption(project: Project, image_id: int, text: str) -> bool:
-    """Push a caption edit unless nothing changed; returns whether it did."""
-    current = project.captions.get(image_id, ("", ""))[0]
-    if text == current:
-        return False
-    project.undo_stack.push(CaptionCommand(project, image_id, text))
-    return True
+    """Push a caption edit unless nothing changed; returns whether the store now holds `text`
+    (False when the write failed, say on a full disk: the error was shown)."""
+    if text != project.captions.get(image_id, ("", ""))[0]:
+        project.undo_stack.push(CaptionCommand(project, image_id, text))
+    return project.captions.get(image_id, ("", ""))[0] == text

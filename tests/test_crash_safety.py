@@ -7,8 +7,11 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from core.progress import run_to_end
 from core.store import ProjectStore
@@ -103,3 +106,110 @@ def test_classify_killed_midway_resumes_and_finishes(comp_slice: Path) -> None:
     report = run_to_end(classify_project(store, Classifier()))
     assert report.already_done == done_after_kill[-1]
     assert report.classified + report.already_done == 160
+
+
+JOB_KILLS = int(os.environ.get("TAGLINE_JOB_KILLS", "4"))
+
+
+def kill_at_random(command: list[str], rng: random.Random, low: float, high: float, after: str | None = None) -> list[str]:
+    """Start `command`, SIGKILL it a random stretch after it starts (or after it first prints a
+    line beginning with `after`), and return every line it printed."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if after is not None and line.startswith(after):
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    if after is not None:
+        seen.wait(timeout=180)
+    time.sleep(rng.uniform(low, high))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    reader.join(timeout=10)
+    return lines
+
+
+def stage_at_kill(lines: list[str]) -> str:
+    stages = [line.split("\t")[1] for line in lines if line.startswith("STAGE")]
+    return stages[-1] if stages else "start-up"
+
+
+def test_training_killed_at_random_moments_keeps_the_project_and_a_whole_model(comp_slice: Path, tmp_path: Path) -> None:
+    """Kills land while embedding, training or saving: the database stays sound, the labels a
+    person confirmed are untouched, embeddings already computed stay cached (the next run
+    resumes from them), and the model folder always holds a matching pair of files."""
+    from core.classifier import Classifier
+    from core.cli import main
+    from core.learn import _version
+    from core.model_files import load_head_weights, read_info
+    from tests.conftest import COMP
+
+    label_map = ROOT / "resources" / "label_maps" / "comp5329.json"
+    main(["-q", "import", str(comp_slice), "--captions", str(COMP / "train.csv"), "--label-map", str(label_map)])
+    with ProjectStore(comp_slice) as store:
+        confirmed = store.confirmations()
+        image_key = Classifier().info.image_key
+    assert len(confirmed) == 160
+    model_dir = tmp_path / "model"
+    rng = random.Random(11)
+    cached_before, saves, versions = 0, 0, set()
+    landed: dict[str, int] = {}
+    for kill in range(JOB_KILLS):
+        command = [sys.executable, "-m", "tests.kill_jobs", "train", str(comp_slice), str(model_dir), str(kill)]
+        # every other kill waits for a first save, so kills land in training and saving too
+        lines = kill_at_random(command, rng, 0.0, 1.5, "SAVED") if kill % 2 else kill_at_random(command, rng, 2.0, 10.0)
+        saves += sum(line.startswith("SAVED") for line in lines)
+        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+        with ProjectStore(comp_slice) as store:
+            assert store.integrity_ok()
+            assert store.confirmations() == confirmed
+            cached = store.cached_embeddings(image_key)
+            assert len(cached) >= cached_before, "embeddings committed before the kill were lost"
+            assert all(np.isfinite(vector).all() for _, vector in cached.values())
+            cached_before = len(cached)
+        if (model_dir / "model.json").exists():
+            info = read_info(model_dir)
+            assert _version(load_head_weights(model_dir, info)) == info.version  # weights match metadata
+            Classifier(model_dir)
+            versions.add(info.version)
+    print(f"training: {JOB_KILLS} kills, {saves} models saved between them, kills landed in {landed}")
+    assert cached_before > 0 and saves > 0, "the kills came too early to test anything"
+    assert len(list(model_dir.glob("model*.safetensors"))) == 1
+
+
+def test_captioning_killed_at_random_moments_keeps_typed_captions_and_resumes(comp_slice: Path) -> None:
+    from core.caption_job import caption_project
+    from core.captioning import Captioner
+
+    with ProjectStore(comp_slice) as store:
+        run_to_end(sync_folder(store))
+        ids = sorted(store.image_ids_by_relpath().values())
+        typed = {image_id: f"typed by a person {image_id}" for image_id in ids[::10]}
+        for image_id, text in typed.items():
+            store.set_caption(image_id, text, "typed")
+    rng = random.Random(5)
+    done = 0
+    landed: dict[str, int] = {}
+    for kill in range(JOB_KILLS):
+        command = [sys.executable, "-m", "tests.kill_jobs", "caption", str(comp_slice), str(kill)]
+        lines = kill_at_random(command, rng, 0.0, 1.5, "DONE") if kill % 2 else kill_at_random(command, rng, 2.0, 8.0)
+        done += sum(line.startswith("DONE") for line in lines)
+        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+        with ProjectStore(comp_slice) as store:
+            assert store.integrity_ok()
+            captions = store.captions()
+            assert {i: captions[i] for i in typed} == {i: (t, "typed") for i, t in typed.items()}
+            assert all(text.strip() for text, source in captions.values() if source == "generated")
+    print(f"captioning: {JOB_KILLS} kills, {done} complete passes between them, kills landed in {landed}")
+    with ProjectStore(comp_slice) as store:
+        generated_before = sum(source == "generated" for _, source in store.captions().values())
+        report = run_to_end(caption_project(store, Captioner(prefer_gpu=False)))
+        assert report.kept == len(typed) + generated_before  # resumed: finished batches are not redone
+        assert report.captioned + report.kept == 160 and not report.failures

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.errors import StoreError
 from core.progress import run_to_end
 from core.store import ProjectStore
 from core.sync import sync_folder
@@ -66,7 +66,7 @@ def test_read_only_folder_keeps_project_in_user_data(sample_folder: Path) -> Non
 def test_failed_batch_leaves_nothing_half_written(sample_folder: Path) -> None:
     store = open_synced(sample_folder)
     ids = list(store.image_ids_by_relpath().values())
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="FOREIGN KEY"):
         with store.transaction():
             store.set_captions([(ids[0], "first")], "imported")
             store.set_captions([(999_999, "no such image")], "imported")
@@ -84,3 +84,84 @@ def test_predictions_and_embeddings_round_trip(sample_folder: Path) -> None:
     store.save_embeddings("image:x", [(ids[0], "d", vector)])
     key, cached = store.cached_embeddings("image:x")[ids[0]]
     assert key == "d" and np.allclose(cached, vector, atol=1e-3)
+
+
+def label_tables(store: ProjectStore) -> tuple[list[tuple], ...]:
+    return (store.query("SELECT * FROM labels ORDER BY id"),
+            store.query("SELECT * FROM confirmations ORDER BY image_id, label_id"),
+            store.query("SELECT * FROM predictions ORDER BY image_id, label_id"))
+
+
+def test_deleted_label_is_restored_exactly(sample_folder: Path) -> None:
+    from core.errors import StoreError
+
+    store = open_synced(sample_folder)
+    ids = sorted(store.image_ids_by_relpath().values())
+    probs = np.linspace(0.1, 0.9, len(ids) * 3, dtype=np.float32).reshape(len(ids), 3)
+    store.save_predictions(ids, probs, probs > 0.5, ["person", "cat", "cup"], "v1", [f"k{i}" for i in ids])
+    store.ensure_labels(["cat"], ["17"])
+    store.set_hotkey("cat", "c")
+    store.confirm_many([(ids[0], "cat", True), (ids[1], "cat", False), (ids[0], "person", True)])
+    before = label_tables(store)
+
+    snapshot = store.delete_label("cat")
+    assert snapshot is not None and (snapshot.label.name, snapshot.label.hotkey, snapshot.label.external_id) == ("cat", "c", "17")
+    assert len(snapshot.confirmations) == 2 and len(snapshot.predictions) == len(ids)
+    assert [label.name for label in store.labels()] == ["person", "cup"]
+    assert store.confirmations() == {ids[0]: {"person": True}}
+    store.restore_label(snapshot)
+    assert label_tables(store) == before  # same id, position, hotkey, external id, every row
+    assert store.delete_label("no such label") is None
+
+    # A label re-created meanwhile (as classifying does) is not overwritten: nothing is restored.
+    snapshot = store.delete_label("cat")
+    assert snapshot is not None
+    store.ensure_labels(["cat"])
+    with pytest.raises(StoreError, match="exists again"):
+        store.restore_label(snapshot)
+    assert store.confirmations() == {ids[0]: {"person": True}}
+
+    # The id went to another label: the rows follow a fresh id.
+    store.delete_label("cat")
+    cup = store.delete_label("cup")
+    assert cup is not None
+    store.ensure_labels(["dog", "bird"])
+    assert store.labels()[-1].id == cup.label.id  # SQLite hands out the freed id again
+    store.restore_label(cup)
+    assert set(store.predictions()[ids[0]]) == {"person", "cup"}
+    assert store.predictions()[ids[2]]["cup"] == (pytest.approx(float(probs[2, 2])), bool(probs[2, 2] > 0.5))
+    assert store.integrity_ok()
+
+
+def test_rename_label_keeps_its_rows_and_refuses_a_taken_name(sample_folder: Path) -> None:
+    from core.errors import StoreError
+
+    store = open_synced(sample_folder)
+    image = sorted(store.image_ids_by_relpath().values())[0]
+    store.confirm_many([(image, "cat", True), (image, "dog", False)])
+    store.rename_label("cat", "feline")
+    assert store.confirmations() == {image: {"feline": True, "dog": False}}
+    with pytest.raises(StoreError, match="exists already"):
+        store.rename_label("feline", "dog")
+    with pytest.raises(StoreError, match="no label"):
+        store.rename_label("cat", "kitten")
+    store.rename_label("feline", "cat")
+    assert store.confirmations() == {image: {"cat": True, "dog": False}}
+
+
+def test_full_disk_gives_a_clear_error_and_keeps_every_earlier_edit(sample_folder: Path) -> None:
+    """SQLite's page limit stands in for a full disk: the same SQLITE_FULL error, the same path."""
+    store = open_synced(sample_folder)
+    ids = sorted(store.image_ids_by_relpath().values())
+    store.set_caption(ids[0], "saved before the disk filled", "typed")
+    store.confirm(ids[0], "cat", True)
+    pages = store.query("PRAGMA page_count")[0][0]
+    store.query(f"PRAGMA max_page_count={pages}")
+    with pytest.raises(StoreError, match="disk is full.*earlier work is intact"):
+        store.set_captions([(i, "x" * 200_000) for i in ids], "typed")  # needs new pages
+    assert store.captions() == {ids[0]: ("saved before the disk filled", "typed")}
+    assert store.confirmations() == {ids[0]: {"cat": True}}
+    assert store.integrity_ok()
+    store.query(f"PRAGMA max_page_count={pages * 1000}")  # space freed: the same edit now lands
+    store.set_captions([(i, "x" * 200_000) for i in ids], "typed")
+    assert len(store.captions()) == len(ids)
