@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ModelError
+from core.oom import OomGuard
 from core.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,12 @@ class ImageEncoder:
 
     def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True) -> None:
         self.spec = spec
-        self.session = _session(image_onnx_path(spec), select_providers(prefer_gpu))
+        self.path = image_onnx_path(spec)
+        self.session = _session(self.path, select_providers(prefer_gpu))
+        self.guard = OomGuard(self._to_cpu)
+
+    def _to_cpu(self) -> bool:
+        return _move_to_cpu(self)
 
     @property
     def provider(self) -> str:
@@ -154,7 +160,10 @@ class ImageEncoder:
         return preprocess_image(image, self.spec)
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(None, {"pixels": pixels.astype(np.float32)})[0])
+        return self.guard(self._run, pixels.astype(np.float32))
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {"pixels": pixels})[0])
 
 
 class TextEncoder:
@@ -167,7 +176,12 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(spec.model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(spec.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.session = _session(text_onnx_path(spec), select_providers(prefer_gpu))
+        self.path = text_onnx_path(spec)
+        self.session = _session(self.path, select_providers(prefer_gpu))
+        self.guard = OomGuard(self._to_cpu)
+
+    def _to_cpu(self) -> bool:
+        return _move_to_cpu(self)
 
     @property
     def provider(self) -> str:
@@ -182,6 +196,19 @@ class TextEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.spec.dim), np.float32)
+        return self.guard(self._run, texts)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
         ids, mask = self.tokenize(texts)
         out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return np.asarray(out, dtype=np.float32)
+
+
+def _move_to_cpu(encoder: ImageEncoder | TextEncoder) -> bool:
+    """Rebuild the encoder's session on the CPU after the GPU ran out of memory (reported in
+    the status bar like any other reason the GPU is not used). False if it is on the CPU."""
+    if encoder.provider == "CPUExecutionProvider":
+        return False
+    _FALLBACK.append("out of GPU memory even one item at a time")
+    encoder.session = _session(encoder.path, ["CPUExecutionProvider"])
+    return True

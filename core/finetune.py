@@ -8,6 +8,7 @@ the result is an ordinary model folder that classify, ONNX export and the GUI al
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +17,20 @@ from typing import Any
 import numpy as np
 
 from core.embedding import Encoders
-from core.errors import ImageDecodeError
+from core.errors import ImageDecodeError, ModelError
 from core.fusion_head import HeadConfig, create_head
 from core.images import load_rgb
 from core.learn import LearnResult, SplitRule, collect_training_data, learn
 from core.metrics import decide, samples_f1
+from core.oom import free_gpu_cache, is_out_of_memory
 from core.progress import CancelToken, Job, Progress
 from core.registry import ImageEncoderSpec, image_spec
 from core.store import ProjectStore
 from core.training import TrainConfig
 
 BACKBONE_FILE = "backbone.safetensors"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,70 @@ def _batches(store: ProjectStore, relpaths: list[str], rows: np.ndarray, transfo
             yield torch.stack(images), np.asarray(kept)
 
 
+class _Step:
+    """One optimiser step over a batch, split into micro-batches whose gradients add up to the
+    batch's (batch-norm statistics aside), so running out of GPU memory costs speed, not the run: on OOM the
+    micro-batch halves; when one image does not fit, everything moves to the CPU."""
+
+    def __init__(self, model: Any, head: Any, optimizer: Any, loss_fn: Any, text: Any, flag: Any, targets: Any,
+                 device: str, micro: int) -> None:
+        self.model, self.head, self.optimizer, self.loss_fn = model, head, optimizer, loss_fn
+        self.text, self.flag, self.targets = text, flag, targets
+        self.device, self.micro = device, micro
+
+    def _forward(self, pixels: Any, rows: np.ndarray) -> Any:
+        d = self.device
+        return self.head(self.model(pixels.to(d)), self.text[rows].to(d), self.flag[rows].to(d))
+
+    def train(self, pixels: Any, rows: np.ndarray) -> float:
+        while True:
+            try:
+                self.optimizer.zero_grad()
+                total = 0.0
+                for start in range(0, len(rows), self.micro):
+                    part = slice(start, start + self.micro)
+                    logits = self._forward(pixels[part], rows[part])
+                    loss = self.loss_fn(logits, self.targets[rows[part]].to(self.device)) * (len(rows[part]) / len(rows))
+                    loss.backward()
+                    total += float(loss.detach())
+                self.optimizer.step()
+                return total
+            except Exception as exc:
+                self._shrink(exc)
+
+    def predict(self, pixels: Any, rows: np.ndarray) -> np.ndarray:
+        import torch
+
+        while True:
+            try:
+                parts = [torch.sigmoid(self._forward(pixels[i : i + self.micro], rows[i : i + self.micro])).cpu().numpy()
+                         for i in range(0, len(rows), self.micro)]
+                return np.concatenate(parts)
+            except Exception as exc:
+                self._shrink(exc)
+
+    def _shrink(self, exc: Exception) -> None:
+        if not is_out_of_memory(exc):
+            raise exc
+        self.optimizer.zero_grad()
+        free_gpu_cache()
+        if self.micro > 1:
+            self.micro //= 2
+            log.warning("out of memory while fine-tuning; micro-batches of %d from now on", self.micro)
+            return
+        if self.device == "cpu":
+            raise ModelError("out of memory while fine-tuning even one image at a time") from exc
+        log.warning("out of GPU memory for a single image; fine-tuning continues on the CPU")
+        self.device = "cpu"
+        self.model.to("cpu")
+        self.head.to("cpu")
+        self.loss_fn.to("cpu")
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if hasattr(value, "to"):
+                    state[key] = value.to("cpu")
+
+
 def finetune(
     store: ProjectStore,
     out_dir: Path,
@@ -98,6 +166,7 @@ def finetune(
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight.to(device))
     text, flag, targets = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                            for a in (data.text, data.has_caption, data.targets))
+    step = _Step(model, head, optimizer, loss_fn, text, flag, targets, device, config.batch_size)
     train_tf = _transforms(spec, spec.input_size, config.augment)
     val_tf = _transforms(spec, spec.input_size, False)
     best_f1, best_state = -1.0, None
@@ -109,20 +178,16 @@ def finetune(
         for done, (pixels, rows) in enumerate(_batches(store, relpaths, order, train_tf, config.batch_size), 1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            logits = head(model(pixels.to(device)), text[rows].to(device), flag[rows].to(device))
-            loss = loss_fn(logits, targets[rows].to(device))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = step.train(pixels, rows)
             yield Progress("finetune", epoch * len(order) + done * config.batch_size, config.epochs * len(order),
-                           message=f"epoch {epoch + 1}", extra={"epoch": epoch + 1, "train_loss": float(loss.detach())})
+                           message=f"epoch {epoch + 1}",
+                           extra={"epoch": epoch + 1, "train_loss": loss, "micro_batch": step.micro, "device": step.device})
         model.eval()
         head.eval()
         probs, truth = [], []
         with torch.inference_mode():
             for pixels, rows in _batches(store, relpaths, val_rows, val_tf, config.batch_size):
-                out = head(model(pixels.to(device)), text[rows].to(device), flag[rows].to(device))
-                probs.append(torch.sigmoid(out).cpu().numpy())
+                probs.append(step.predict(pixels, rows))
                 truth.append(data.targets[rows])
         f1 = samples_f1(np.concatenate(truth), decide(np.concatenate(probs), 0.5))
         yield Progress("finetune", (epoch + 1) * len(order), config.epochs * len(order),

@@ -33,30 +33,37 @@ def test_train_on_real_photos_then_classify_with_the_new_model(comp_slice: Path,
     assert report.classified == 160 and not report.failures
 
 
-def test_finetune_runs_end_to_end_on_the_cpu(sample_folder: Path, tmp_path: Path) -> None:
+def tiny_finetune_project(sample_folder: Path) -> tuple[ProjectStore, object, object]:
+    """The four sample photos with decisions, their encoders, and a split with one in validation."""
     captions = ROOT / "resources" / "sample" / "captions.csv"
     assert main(["-q", "import", str(sample_folder), "--captions", str(captions)]) == 0
     store = ProjectStore(sample_folder)
     ids = store.image_ids_by_relpath()
     store.confirm_many([(ids["coffee.jpg"], "person", False), (ids["rocket.jpg"], "person", False)])
     store.confirm_many([(ids["coffee.jpg"], "cat", False), (ids["rocket.jpg"], "cat", False)])
+    store.confirm(ids["astronaut.jpg"], "person", True)
     from core.embedding import Encoders
-    from core.finetune import BACKBONE_FILE, FinetuneConfig, finetune
     from core.learn import SplitRule
     from core.registry import image_spec, text_spec
-    from core.training import TrainConfig
 
     encoders = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
-    out = tmp_path / "tuned"
-    store.confirm(ids["astronaut.jpg"], "person", True)
     split = next(rule for rule in (SplitRule(holdout=0.0, validation=0.4, seed=s) for s in range(100))
                  if [rule.part(n) for n in sorted(ids)].count("validation") == 1)
-    result = run_to_end(finetune(store, out, encoders, split,
+    return store, encoders, split
+
+
+def test_finetune_runs_end_to_end_on_the_cpu(sample_folder: Path, tmp_path: Path) -> None:
+    from core.finetune import BACKBONE_FILE, FinetuneConfig, finetune
+    from core.training import TrainConfig
+
+    store, encoders, split = tiny_finetune_project(sample_folder)
+    out = tmp_path / "tuned"
+    result = run_to_end(finetune(store, out, encoders, split,  # type: ignore[arg-type]
                                  FinetuneConfig(epochs=1, batch_size=2, device="cpu"), TrainConfig(max_epochs=2)))
     assert (out / BACKBONE_FILE).is_file()
     assert result.info.image_encoder == f"timm:tf_efficientnet_lite0@{BACKBONE_FILE}"
     tuned = Classifier(out)
-    assert tuned.encoders().image_spec.key != encoders.image_spec.key  # its own embedding cache
+    assert tuned.encoders().image_spec.key != encoders.image_spec.key  # type: ignore[attr-defined]
     assert run_to_end(classify_project(store, tuned)).classified == 4
 
 
