@@ -10,6 +10,7 @@ runs in a fresh process so imports and caches are what a person launching the ap
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -112,6 +113,17 @@ def child_open(folder: Path) -> dict[str, float]:
         gaps.append(now - last[0])
         last[0] = now
 
+    # the garbage collector's pauses, to tell them from slow painting or thumbnail handling
+    gc_pauses: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     timer = QTimer()
     timer.setInterval(5)
     timer.timeout.connect(tick)
@@ -124,11 +136,14 @@ def child_open(folder: Path) -> dict[str, float]:
         while time.perf_counter() < end:
             app.processEvents()
     timer.stop()
+    gc.callbacks.remove(on_gc)
     scroll_s = time.perf_counter() - scroll_started
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"rows": window.model.rowCount(), "rows_before_sync": shown_rows, "open_to_synced_s": synced,
               "open_to_first_screen_s": first_screen, "scroll_max_stall_ms": max(gaps) if gaps else 0.0,
-              "scroll_seconds": scroll_s, "peak_rss_mb": rss_mb, "thumbnails_in_memory": len(window.loader.memory)}
+              "scroll_seconds": scroll_s, "scroll_stalls_over_50ms": sum(g > 50 for g in gaps),
+              "scroll_longest_gc_ms": max(gc_pauses, default=0.0), "peak_rss_mb": rss_mb,
+              "thumbnails_in_memory": len(window.loader.memory)}
     window.close()
     return result
 

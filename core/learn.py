@@ -132,7 +132,7 @@ def learn(
 def with_caption_words(data: TrainingData, vocabulary: list[str]) -> TrainingData:
     """The caption side widened by the bag of caption words (zero rows where no caption)."""
     bag = bag_of_words(data.captions, vocabulary)
-    return replace(data, text=np.concatenate([data.text, bag], axis=1))
+    return replace(data, text=np.concatenate([data.text, bag], axis=1), words_dim=data.words_dim + len(vocabulary))
 
 
 def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> dict[str, object]:

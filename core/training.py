@@ -21,6 +21,7 @@ class TrainingData:
     targets: np.ndarray  # (n, labels) bool
     labels: list[str]
     captions: list[str | None] = field(default_factory=list)  # raw text, for caption words
+    words_dim: int = 0  # the last `words_dim` columns of `text` are a binary bag of caption words
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,17 @@ def predict_heads(heads: list[Any], image: np.ndarray, text: np.ndarray, has_cap
         return np.asarray(total.numpy())
 
 
+def term_indices(bag: np.ndarray) -> Any:
+    """Rows of a binary bag as term ids, padded with -1 to the longest row (a LongTensor)."""
+    import torch
+
+    rows, cols = np.nonzero(bag)
+    counts = np.bincount(rows, minlength=len(bag))
+    indices = np.full((len(bag), max(int(counts.max(initial=0)), 1)), -1, np.int64)
+    indices[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
+    return torch.from_numpy(indices)
+
+
 def train_head(
     data: TrainingData,
     train_idx: np.ndarray,
@@ -93,6 +105,11 @@ def train_head(
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                for a in (data.image, data.text, data.has_caption, data.targets)]
     train_t = [t[torch.from_numpy(train_idx)] for t in tensors]
+    train_words = None
+    if data.words_dim:  # train on the words' indices: same model, a fraction of the arithmetic
+        dense_cols = data.text.shape[1] - data.words_dim
+        train_words = term_indices(data.text[train_idx, dense_cols:])
+        train_t[1] = train_t[1][:, :dense_cols].contiguous()
     val_t = [t[torch.from_numpy(val_idx)] for t in tensors]
     truth_val = data.targets[val_idx].astype(bool)
     mean = train_t[0].mean(0)
@@ -119,7 +136,8 @@ def train_head(
             running = 0.0
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                logits = head(train_t[0][batch], train_t[1][batch], train_t[2][batch])
+                words = None if train_words is None else train_words[batch]
+                logits = head(train_t[0][batch], train_t[1][batch], train_t[2][batch], words)
                 loss = loss_fn(logits, train_t[3][batch])
                 optimizer.zero_grad()
                 loss.backward()

@@ -3,6 +3,7 @@
 Run by tests/test_crash_safety.py, which kills it with SIGKILL and then checks the project.
 Usage: python -m tests.kill_jobs train FOLDER MODEL_DIR SEED
        python -m tests.kill_jobs caption FOLDER SEED
+       python -m tests.kill_jobs classify FOLDER SEED
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ def caption_forever(folder: str, seed: int) -> None:
                 store.delete_caption(image_id)
 
 
+def classify_forever(folder: str, seed: int) -> None:
+    """Classify every photo batch by batch; when all are done, forget the predictions."""
+    from core.classifier import Classifier, classify_project
+
+    store = ProjectStore(folder)
+    classifier = Classifier()
+    batch = random.Random(seed).choice([4, 8, 16])
+    while True:
+        report = run_announcing(classify_project(store, classifier, classifier.encoders(prefer_gpu=False), batch_size=batch))
+        announce(f"DONE\t{report.classified}")
+        with store.transaction() as cursor:
+            cursor.execute("DELETE FROM predictions")
+
+
 def announce(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -73,5 +88,7 @@ def announce(line: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "train":
         train_forever(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-    else:
+    elif sys.argv[1] == "caption":
         caption_forever(sys.argv[2], int(sys.argv[3]))
+    else:
+        classify_forever(sys.argv[2], int(sys.argv[3]))

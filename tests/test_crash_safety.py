@@ -213,3 +213,32 @@ def test_captioning_killed_at_random_moments_keeps_typed_captions_and_resumes(co
         report = run_to_end(caption_project(store, Captioner(prefer_gpu=False)))
         assert report.kept == len(typed) + generated_before  # resumed: finished batches are not redone
         assert report.captioned + report.kept == 160 and not report.failures
+
+
+def test_classification_killed_at_random_moments_commits_whole_batches_and_resumes(comp_slice: Path) -> None:
+    """Each batch's predictions and embeddings land in one transaction: after any kill every
+    photo has a prediction for every label or none, and the next run does only what is left."""
+    from core.classifier import Classifier, classify_project
+
+    with ProjectStore(comp_slice) as store:
+        run_to_end(sync_folder(store))
+        store.confirm(store.images()[0].id, "person", True)
+    labels = len(Classifier().info.labels)
+    rng = random.Random(3)
+    done = 0
+    landed: dict[str, int] = {}
+    for kill in range(JOB_KILLS):
+        command = [sys.executable, "-m", "tests.kill_jobs", "classify", str(comp_slice), str(kill)]
+        lines = kill_at_random(command, rng, 0.0, 1.5, "DONE") if kill % 2 else kill_at_random(command, rng, 2.0, 8.0)
+        done += sum(line.startswith("DONE") for line in lines)
+        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+        with ProjectStore(comp_slice) as store:
+            assert store.integrity_ok()
+            per_image = store.query("SELECT COUNT(*) FROM predictions GROUP BY image_id")
+            assert all(count == labels for (count,) in per_image), "a batch was half written"
+            assert store.confirmations() == {store.images()[0].id: {"person": True}}
+    print(f"classify: {JOB_KILLS} kills, {done} complete passes between them, kills landed in {landed}")
+    with ProjectStore(comp_slice) as store:
+        finished = len(store.query("SELECT DISTINCT image_id FROM predictions"))
+        report = run_to_end(classify_project(store, Classifier(), Classifier().encoders(prefer_gpu=False)))
+        assert report.already_done == finished and report.classified + report.already_done == 160

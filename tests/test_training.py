@@ -90,3 +90,32 @@ def test_damaged_model_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(ModelError, match="pickled models are refused"):
         read_info(tmp_path)
+
+
+def test_word_indices_train_the_same_function_as_the_dense_bag() -> None:
+    """The fast training path (caption words as indices) computes exactly what the saved,
+    dense model computes: same outputs, same gradients."""
+    import torch
+
+    from core.fusion_head import HeadConfig, create_head
+    from core.training import term_indices
+
+    rng = np.random.default_rng(0)
+    sentence = rng.normal(size=(6, 8)).astype(np.float32)
+    bag = (rng.random((6, 50)) < 0.1).astype(np.float32)
+    bag[3] = 0  # a caption with no known word
+    indices = term_indices(bag)
+    assert indices.shape[0] == 6 and (indices[3] == -1).all()
+    assert sorted(indices[0][indices[0] >= 0].tolist()) == np.flatnonzero(bag[0]).tolist()
+    torch.manual_seed(0)
+    head = create_head(HeadConfig(image_dim=5, text_dim=58, num_labels=3, hidden=16)).eval()
+    image, flag = torch.randn(6, 5), torch.ones(6)
+    dense_in = torch.from_numpy(np.concatenate([sentence, bag], axis=1))
+    dense = head(image, dense_in, flag)
+    dense.sum().backward()
+    dense_grad = head.text_proj[1].weight.grad.clone()
+    head.zero_grad()
+    sparse = head(image, torch.from_numpy(sentence), flag, indices)
+    sparse.sum().backward()
+    assert torch.allclose(dense, sparse, atol=1e-5)
+    assert torch.allclose(dense_grad, head.text_proj[1].weight.grad, atol=1e-5)
