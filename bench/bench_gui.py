@@ -165,6 +165,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         mode = args.child[0]
+        if mode == "open-no-freeze":  # the comparison: what scrolling costs without gc.freeze()
+            gc.freeze = lambda: None
         result = child_visible() if mode == "visible" else child_open(Path(args.child[1]))
         print(json.dumps(result))
         return 0
@@ -176,6 +178,7 @@ def main() -> int:
     print("window visible:", run_child("visible", None, cache))
     print("first open (scan + hash + thumbnails decoded):", run_child("open", folder, cache))
     print("second open (project and disk thumbnail cache exist):", run_child("open", folder, cache))
+    print("third open, without gc.freeze() (for comparison):", run_child("open-no-freeze", folder, cache))
     return 0
 
 

@@ -7,6 +7,7 @@ same work `tagline train` does once embeddings exist. Usage: python -m bench.ben
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -30,13 +31,17 @@ def main() -> None:
     train, val = np.flatnonzero(part != "validation"), np.flatnonzero(part == "validation")
     vocabulary = build_vocabulary(c for c, p in zip(data.captions, part) if c and p != "validation")
     print(f"{len(relpaths)} cached embeddings loaded in {loaded:.1f} s")
-    for name, variant in (("with caption words (default)", with_caption_words(data, vocabulary)),
+    words = with_caption_words(data, vocabulary)
+    for name, variant in (("with caption words (default: words as indices)", words),
+                          ("with caption words as a dense bag (before)", replace(words, words_dim=0)),
                           ("--no-caption-words", data)):
         start = time.perf_counter()
         trained = run_to_end(train_head(variant, train, val, TrainConfig()))
         fitted = time.perf_counter() - start
         print(f"{name}: head trained on {len(train)} ({len(trained.history)} epochs, "
-              f"{torch.get_num_threads()} threads) in {fitted:.1f} s; total with loading {loaded + fitted:.1f} s")
+              f"{torch.get_num_threads()} threads) in {fitted:.1f} s; total with loading {loaded + fitted:.1f} s; "
+              f"validation samples F1 {trained.validation['samples_f1_global']:.4f}; per epoch at 0.5: "
+              f"{' '.join(format(h['val_samples_f1'], '.4f') for h in trained.history)}", flush=True)
 
 
 if __name__ == "__main__":

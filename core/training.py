@@ -100,17 +100,21 @@ def train_head(
 
     head_config = HeadConfig(
         image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
-        hidden=config.hidden,
+        hidden=config.hidden, words_dim=data.words_dim,
     )
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                for a in (data.image, data.text, data.has_caption, data.targets)]
     train_t = [t[torch.from_numpy(train_idx)] for t in tensors]
     train_words = None
-    if data.words_dim:  # train on the words' indices: same model, a fraction of the arithmetic
+    if data.words_dim:  # train on the words' indices: the same model, a fraction of the arithmetic
         dense_cols = data.text.shape[1] - data.words_dim
         train_words = term_indices(data.text[train_idx, dense_cols:])
         train_t[1] = train_t[1][:, :dense_cols].contiguous()
     val_t = [t[torch.from_numpy(val_idx)] for t in tensors]
+    val_words = None
+    if data.words_dim:
+        val_words = term_indices(data.text[val_idx, dense_cols:])
+        val_sentence = val_t[1][:, :dense_cols].contiguous()
     truth_val = data.targets[val_idx].astype(bool)
     mean = train_t[0].mean(0)
     std = train_t[0].std(0).clamp(min=1e-3)
@@ -125,7 +129,8 @@ def train_head(
         head = create_head(head_config)
         head.image_mean.copy_(mean)
         head.image_std.copy_(std)
-        optimizer = torch.optim.AdamW(head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                      fused=True)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.max_epochs)
         best_state, best_f1, stale = None, -1.0, 0
         for epoch in range(config.max_epochs):
@@ -144,7 +149,10 @@ def train_head(
                 optimizer.step()
                 running += float(loss.detach()) * len(batch)
             schedule.step()
-            probs = predict_heads([head], val_t[0].numpy(), val_t[1].numpy(), val_t[2].numpy())
+            with torch.inference_mode():
+                logits = (head.eval()(val_t[0], val_t[1], val_t[2]) if val_words is None
+                          else head.eval()(val_t[0], val_sentence, val_t[2], val_words))
+                probs = torch.sigmoid(logits).numpy()
             val_f1 = samples_f1(truth_val, decide(probs, 0.5))
             record = {"member": member, "epoch": epoch + 1, "train_loss": running / len(order),
                       "val_samples_f1": val_f1, "seconds": time.perf_counter() - started}
