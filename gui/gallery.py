@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from gui.project import Project
@@ -56,6 +56,12 @@ class GalleryModel(QAbstractListModel):
         self.filter = ViewFilter()
         self._ids: list[int] = []
         self._rows: dict[int, int] = {}
+        # thumbnails arrive in bursts (a page of 50 after a jump); one repaint per burst
+        self._arrived: set[int] = set()
+        self._arrival_timer = QTimer(self)
+        self._arrival_timer.setSingleShot(True)
+        self._arrival_timer.setInterval(16)
+        self._arrival_timer.timeout.connect(self._flush_thumbnails)
         loader.loaded.connect(self._on_thumbnail)
         self.set_project(project)
 
@@ -174,10 +180,21 @@ class GalleryModel(QAbstractListModel):
 
     # -- change notifications -------------------------------------------------------------
     def _on_thumbnail(self, image_id: int) -> None:
-        row = self._rows.get(image_id)
-        if row is not None:
-            index = self.index(row)
-            self.dataChanged.emit(index, index, [ThumbnailRole, Qt.ItemDataRole.DecorationRole])
+        self._arrived.add(image_id)
+        if not self._arrival_timer.isActive():
+            self._arrival_timer.start()
+
+    def _flush_thumbnails(self) -> None:
+        """One dataChanged per run of adjacent rows: a range spanning rows that are not
+        shown (late arrivals from pages scrolled past) costs the view a walk over all of them."""
+        rows = sorted(r for r in (self._rows.get(i) for i in self._arrived) if r is not None)
+        self._arrived.clear()
+        roles = [ThumbnailRole, Qt.ItemDataRole.DecorationRole]
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i] != rows[i - 1] + 1:
+                self.dataChanged.emit(self.index(rows[start]), self.index(rows[i - 1]), roles)
+                start = i
 
     def _on_images_changed(self, image_ids: list[int]) -> None:
         rows = sorted(r for r in (self._rows.get(i) for i in image_ids) if r is not None)

@@ -85,14 +85,16 @@ class ThumbnailLoader(QObject):
     loaded = Signal(int)
     _decoded = Signal(int, int, object)  # generation, image id, QImage | None
 
-    def __init__(self, size: int = 160, max_bytes: int = 160 * 2**20, workers: int = 2,
+    def __init__(self, size: int = 160, max_bytes: int = 160 * 2**20, workers: int | None = None,
                  disk_dir: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.size = size
         self.memory = MemoryCache(max_bytes)
         self.failed: set[int] = set()
         self.disk_dir = (disk_dir or thumbnail_cache_dir()) / str(size)
-        self._workers = workers
+        # one core stays free for the GUI thread: with 2 decoders on 2 cores, painting waited
+        # 30-110 ms for the CPU and the GIL while scrolling over photos not yet cached
+        self._workers = workers or max(1, min(4, (os.cpu_count() or 2) - 1))
         self._lock = threading.Lock()
         self._stack: list[tuple[int, int, Path, str]] = []  # (generation, id, path, disk key), LIFO
         self._pending: set[int] = set()
