@@ -23,9 +23,14 @@ from core.store import ProjectStore
 class Classifier:
     """Label names, thresholds and the ensemble of fused heads of one model version."""
 
-    def __init__(self, folder: Path | str | None = None) -> None:
+    def __init__(self, folder: Path | str | None = None, top1_fallback: bool | None = None) -> None:
+        """`top1_fallback` overrides the model's choice of giving the most likely label to a
+        photo where none passes its threshold (right when every photo shows one of the labels,
+        wrong for folders with photos of other things)."""
         self.folder = Path(folder) if folder is not None else default_model_dir()
         self.info: ClassifierInfo = read_info(self.folder)
+        if top1_fallback is not None:
+            self.info.top1_fallback = top1_fallback
         weights = load_head_weights(self.folder, self.info)
         self.heads: list[Any] = []
         for member in range(self.info.ensemble):

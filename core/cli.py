@@ -95,7 +95,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from core.classifier import Classifier, classify_project
     from core.exporting import collect_rows, export_csv
 
-    classifier = Classifier(args.model)
+    classifier = Classifier(args.model, top1_fallback=False if args.no_fallback else None)
     store = _open_store(args)
     rejected = _import_captions(args, store, with_labels=False)
     encoders = classifier.encoders(prefer_gpu=not args.cpu)
@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--probabilities", action="store_true", help="add a probability column per label")
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--redo", action="store_true", help="classify again images already done")
+    sub.add_argument("--no-fallback", action="store_true",
+                     help="leave a photo unlabelled when no label passes its threshold (default: give it the most "
+                          "likely label, right when every photo shows one of the labels); add --redo for photos done")
     sub.add_argument("--use-generated-captions", action="store_true",
                      help="also read machine-generated captions (off: they lower accuracy, see docs/captioning.md)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")

@@ -42,6 +42,22 @@ def test_photo_alone_still_finds_the_cat(sample_folder: Path, tmp_path: Path) ->
     assert float(row["p_cat"]) > 0.5  # type: ignore[arg-type]
 
 
+def test_no_fallback_leaves_photos_of_other_things_unlabelled(sample_folder: Path, tmp_path: Path) -> None:
+    """A coffee cup and a rocket launch show none of the 18 labels: by default each gets its
+    most likely label anyway; with --no-fallback, exactly the photos where no label passes its
+    threshold are left empty, and the others keep their labels."""
+    out, plain = tmp_path / "fallback.csv", tmp_path / "no-fallback.csv"
+    assert main(["-q", "classify", str(sample_folder), "--out", str(out), "--probabilities"]) == 0
+    assert main(["-q", "classify", str(sample_folder), "--out", str(plain), "--no-fallback", "--redo"]) == 0
+    with_fallback, without = read_rows(out), read_rows(plain)
+    thresholds = dict(zip(Classifier().labels, Classifier().info.decision_thresholds()))
+    for name, row in with_fallback.items():
+        passing = [n for n, t in thresholds.items() if float(row[f"p_{n}"]) >= t]  # type: ignore[arg-type]
+        assert without[name]["Labels"] == ";".join(passing)
+        assert row["Labels"]  # the fallback always gives one
+    assert without["coffee.jpg"]["Labels"] == "" and without["chelsea.jpg"]["Labels"] == "cat"
+
+
 def test_bad_files_are_skipped_reported_and_exit_status_says_so(
     sample_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
