@@ -173,3 +173,27 @@ def test_missing_captioner_folder_names_the_problem(tmp_path: Path) -> None:
     shutil.copytree(SAMPLE, tmp_path / "not_a_model")
     with pytest.raises(ModelError):
         load_captioner(tmp_path / "not_a_model")
+
+
+def test_classify_can_caption_missing_photos_first(sample_folder: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`classify --caption-missing`: photos without a caption get a generated one, which the
+    classifier then reads; a typed caption is kept and a broken file is reported once."""
+    from core.classifier import Classifier
+
+    (sample_folder / "broken.jpg").write_bytes(b"not a photo")
+    store = synced_store(sample_folder)
+    ids = store.image_ids_by_relpath()
+    store.set_caption(ids["chelsea.jpg"], "a tabby cat", "typed")
+    store.close()
+    out = tmp_path / "labels.csv"
+    assert main(["-q", "classify", str(sample_folder), "--caption-missing", "--out", str(out)]) == 1  # partial: broken.jpg
+    assert capsys.readouterr().err.count("skipped broken.jpg") == 1
+    with ProjectStore(sample_folder) as reopened:
+        captions = reopened.captions()
+        assert captions[ids["chelsea.jpg"]] == ("a tabby cat", "typed")
+        assert {captions[ids[n]][1] for n in ("astronaut.jpg", "coffee.jpg", "rocket.jpg")} == {"generated"}
+        inputs = reopened.prediction_inputs(Classifier().version)
+    assert len(inputs) == 4
+    rows = {line.split(",")[0]: line for line in out.read_text(encoding="utf-8").splitlines()[1:]}
+    assert rows["broken.jpg"] == "broken.jpg,," and rows["chelsea.jpg"].startswith("chelsea.jpg,cat,")
