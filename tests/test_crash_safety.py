@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,23 @@ def stage_at_kill(lines: list[str]) -> str:
     return stages[-1] if stages else "start-up"
 
 
+def kill_job_repeatedly(job: list[str], seed: int, finished: str, check: Callable[[], None],
+                        low: float = 2.0, high: float = 8.0) -> tuple[int, dict[str, int]]:
+    """SIGKILL `python -m tests.kill_jobs JOB... KILL` JOB_KILLS times, calling `check` after
+    each kill. Every other kill comes up to 1.5 s after the first line starting with `finished`
+    (so kills also land late in the work), the others `low`-`high` s after start. Returns how
+    many passes finished between kills and in which stage the kills landed."""
+    rng = random.Random(seed)
+    passes, landed = 0, {}
+    for kill in range(JOB_KILLS):
+        command = [sys.executable, "-m", "tests.kill_jobs", *job, str(kill)]
+        lines = kill_at_random(command, rng, 0.0, 1.5, finished) if kill % 2 else kill_at_random(command, rng, low, high)
+        passes += sum(line.startswith(finished) for line in lines)
+        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+        check()
+    return passes, landed
+
+
 def test_training_killed_at_random_moments_keeps_the_project_and_a_whole_model(comp_slice: Path, tmp_path: Path) -> None:
     """Kills land while embedding, training or saving: the database stays sound, the labels a
     person confirmed are untouched, embeddings already computed stay cached (the next run
@@ -158,29 +176,24 @@ def test_training_killed_at_random_moments_keeps_the_project_and_a_whole_model(c
         image_key = Classifier().info.image_key
     assert len(confirmed) == 160
     model_dir = tmp_path / "model"
-    rng = random.Random(11)
-    cached_before, saves, versions = 0, 0, set()
-    landed: dict[str, int] = {}
-    for kill in range(JOB_KILLS):
-        command = [sys.executable, "-m", "tests.kill_jobs", "train", str(comp_slice), str(model_dir), str(kill)]
-        # every other kill waits for a first save, so kills land in training and saving too
-        lines = kill_at_random(command, rng, 0.0, 1.5, "SAVED") if kill % 2 else kill_at_random(command, rng, 2.0, 10.0)
-        saves += sum(line.startswith("SAVED") for line in lines)
-        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+    cached_before = [0]
+
+    def check() -> None:
         with ProjectStore(comp_slice) as store:
             assert store.integrity_ok()
             assert store.confirmations() == confirmed
             cached = store.cached_embeddings(image_key)
-            assert len(cached) >= cached_before, "embeddings committed before the kill were lost"
+            assert len(cached) >= cached_before[0], "embeddings committed before the kill were lost"
             assert all(np.isfinite(vector).all() for _, vector in cached.values())
-            cached_before = len(cached)
+            cached_before[0] = len(cached)
         if (model_dir / "model.json").exists():
             info = read_info(model_dir)
             assert _version(load_head_weights(model_dir, info)) == info.version  # weights match metadata
             Classifier(model_dir)
-            versions.add(info.version)
+
+    saves, landed = kill_job_repeatedly(["train", str(comp_slice), str(model_dir)], 11, "SAVED", check, 2.0, 10.0)
     print(f"training: {JOB_KILLS} kills, {saves} models saved between them, kills landed in {landed}")
-    assert cached_before > 0 and saves > 0, "the kills came too early to test anything"
+    assert cached_before[0] > 0 and saves > 0, "the kills came too early to test anything"
     assert len(list(model_dir.glob("model*.safetensors"))) == 1
 
 
@@ -194,19 +207,15 @@ def test_captioning_killed_at_random_moments_keeps_typed_captions_and_resumes(co
         typed = {image_id: f"typed by a person {image_id}" for image_id in ids[::10]}
         for image_id, text in typed.items():
             store.set_caption(image_id, text, "typed")
-    rng = random.Random(5)
-    done = 0
-    landed: dict[str, int] = {}
-    for kill in range(JOB_KILLS):
-        command = [sys.executable, "-m", "tests.kill_jobs", "caption", str(comp_slice), str(kill)]
-        lines = kill_at_random(command, rng, 0.0, 1.5, "DONE") if kill % 2 else kill_at_random(command, rng, 2.0, 8.0)
-        done += sum(line.startswith("DONE") for line in lines)
-        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+
+    def check() -> None:
         with ProjectStore(comp_slice) as store:
             assert store.integrity_ok()
             captions = store.captions()
             assert {i: captions[i] for i in typed} == {i: (t, "typed") for i, t in typed.items()}
             assert all(text.strip() for text, source in captions.values() if source == "generated")
+
+    done, landed = kill_job_repeatedly(["caption", str(comp_slice)], 5, "DONE", check)
     print(f"captioning: {JOB_KILLS} kills, {done} complete passes between them, kills landed in {landed}")
     with ProjectStore(comp_slice) as store:
         generated_before = sum(source == "generated" for _, source in store.captions().values())
@@ -224,19 +233,15 @@ def test_classification_killed_at_random_moments_commits_whole_batches_and_resum
         run_to_end(sync_folder(store))
         store.confirm(store.images()[0].id, "person", True)
     labels = len(Classifier().info.labels)
-    rng = random.Random(3)
-    done = 0
-    landed: dict[str, int] = {}
-    for kill in range(JOB_KILLS):
-        command = [sys.executable, "-m", "tests.kill_jobs", "classify", str(comp_slice), str(kill)]
-        lines = kill_at_random(command, rng, 0.0, 1.5, "DONE") if kill % 2 else kill_at_random(command, rng, 2.0, 8.0)
-        done += sum(line.startswith("DONE") for line in lines)
-        landed[stage_at_kill(lines)] = landed.get(stage_at_kill(lines), 0) + 1
+
+    def check() -> None:
         with ProjectStore(comp_slice) as store:
             assert store.integrity_ok()
             per_image = store.query("SELECT COUNT(*) FROM predictions GROUP BY image_id")
             assert all(count == labels for (count,) in per_image), "a batch was half written"
             assert store.confirmations() == {store.images()[0].id: {"person": True}}
+
+    done, landed = kill_job_repeatedly(["classify", str(comp_slice)], 3, "DONE", check)
     print(f"classify: {JOB_KILLS} kills, {done} complete passes between them, kills landed in {landed}")
     with ProjectStore(comp_slice) as store:
         finished = len(store.query("SELECT DISTINCT image_id FROM predictions"))

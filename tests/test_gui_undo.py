@@ -55,16 +55,22 @@ def test_caption_edits_undo_to_the_exact_text_and_source(synced_store):
     assert synced_store.caption(b) == ("new caption", "typed")
 
 
-def test_typing_in_the_editor_saves_and_undoes(qtbot, synced_store):
+def panel_on_first_image(qtbot, store):
+    """A detail panel over a fresh project snapshot, showing its first photo."""
     from gui.detail import DetailPanel
     from gui.project import Project
 
-    project = Project(synced_store)
+    project = Project(store)
     panel = DetailPanel()
     qtbot.addWidget(panel)
     panel.set_project(project)
     image = project.order[0]
     panel.set_images([image])
+    return project, panel, image
+
+
+def test_typing_in_the_editor_saves_and_undoes(qtbot, synced_store):
+    project, panel, image = panel_on_first_image(qtbot, synced_store)
     panel.caption.setPlainText("typed by a person")
     qtbot.waitUntil(lambda: synced_store.caption(image) is not None, timeout=3000)
     assert synced_store.caption(image) == ("typed by a person", "typed")
@@ -257,15 +263,8 @@ def test_full_disk_while_typing_and_labelling_loses_nothing(qtbot, synced_store)
     """A failed write is shown, leaves the store and the undo stack as they were, and keeps
     the typed caption in the editor; once space is freed the same text is saved."""
     from gui import errors, review
-    from gui.detail import DetailPanel
-    from gui.project import Project
 
-    project = Project(synced_store)
-    panel = DetailPanel()
-    qtbot.addWidget(panel)
-    panel.set_project(project)
-    image = project.order[0]
-    panel.set_images([image])
+    project, panel, image = panel_on_first_image(qtbot, synced_store)
     review.set_label(project, [image], "cat", True)
     before = state(synced_store)
     pages = synced_store.query("PRAGMA page_count")[0][0]
