@@ -22,13 +22,14 @@ def sync_job(store: ProjectStore, cancel: CancelToken) -> Generator[Progress, No
 
 
 def classify_job(store: ProjectStore, model_dir: Path | None, batch_size: int, prefer_gpu: bool,
-                 cancel: CancelToken) -> Generator[Progress, None, Any]:
+                 cancel: CancelToken, top1_fallback: bool = True, redo: bool = False) -> Generator[Progress, None, Any]:
+    """`redo` decides every photo again (cheap: embeddings are cached), e.g. after the fallback changed."""
     yield Progress("classify", 0, 0, message="loading the model")
     from core.classifier import Classifier, classify_project
 
-    classifier = Classifier(model_dir)
+    classifier = Classifier(model_dir, top1_fallback=top1_fallback)
     encoders = classifier.encoders(prefer_gpu=prefer_gpu)
-    return (yield from classify_project(store, classifier, encoders, batch_size, cancel=cancel))
+    return (yield from classify_project(store, classifier, encoders, batch_size, redo=redo, cancel=cancel))
 
 
 def caption_job(store: ProjectStore, batch_size: int, prefer_gpu: bool,

@@ -88,14 +88,14 @@ class JobsController(QObject):
             if image_id is not None:
                 self.window.select_image(image_id)
 
-    def classify(self) -> JobHandle | None:
+    def classify(self, redo: bool = False) -> JobHandle | None:
         project = self.window.project
         if project is None:
             return None
         self.window.detail.save_caption()
         settings = self.window.settings
         factory = partial(classify_job, project.store, project.get_active_model(), settings.batch_size,
-                          settings.prefer_gpu)
+                          settings.prefer_gpu, top1_fallback=settings.top1_fallback, redo=redo)
         handle = self._submit("classifying", factory)
         handle.progress.connect(self._on_classify_progress)
         handle.succeeded.connect(self._on_classified)

@@ -132,12 +132,24 @@ class MainWindow(QMainWindow):
         model = bar.addMenu("&Model")
         self.a_classify = self._action(model, "&Classify all", self.jobs.classify, "Ctrl+Shift+C",
                                        "Predict labels for every photo whose picture or caption changed")
+        self.a_fallback = self._action(model, "Always give the most likely &label", self.set_top1_fallback, None,
+                                       "When no label passes its threshold, give the photo its most likely "
+                                       "label (right when every photo shows one of the labels)")
+        self.a_fallback.setCheckable(True)
+        self.a_fallback.setChecked(self.settings.top1_fallback)
         self.a_caption = self._action(model, "Caption &missing", self.jobs.caption_missing, "Ctrl+Shift+M",
                                       "Write a caption for every photo that has none (yours are never replaced)")
         self.a_train = self._action(model, "&Train from confirmed labels", self.jobs.train, "Ctrl+Shift+T")
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
         self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train]
         self._enable_project_actions(False)
+
+    def set_top1_fallback(self, enabled: bool) -> None:
+        """Remembered; photos already classified are decided again (from cached embeddings)."""
+        self.settings.top1_fallback = bool(enabled)
+        save_settings(self.settings)
+        if self.project is not None and self.project.predictions:
+            self.jobs.classify(redo=True)
 
     def _enable_project_actions(self, enabled: bool) -> None:
         for action in self._project_actions:

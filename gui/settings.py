@@ -19,6 +19,7 @@ class Settings:
     batch_size: int = 32
     train_epochs: int = 15
     prefer_gpu: bool = True
+    top1_fallback: bool = True  # a photo where no label passes its threshold gets its most likely one
     recent_folders: list[str] = field(default_factory=list)
 
     def add_recent(self, folder: Path) -> None:
