@@ -36,6 +36,7 @@ from core.captioning import (
     DecoderConfig,
     FrozenImageFeatures,
     beam_decode,
+    captioner_weights,
     create_decoder,
     greedy_decode,
     read_captioner_info,
@@ -183,7 +184,7 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
     if init is not None:
         from core.torch_encoders import load_state_dict
 
-        decoder.load_state_dict(load_state_dict(init / "captioner.safetensors"))
+        decoder.load_state_dict(load_state_dict(captioner_weights(init, read_captioner_info(init))))
     optimiser = torch.optim.Adam(decoder.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=0.5, patience=1)
     history: list[dict[str, Any]] = []
@@ -243,9 +244,40 @@ def score_part(decoder: Any, vocabulary: list[str], data: CaptionSet, part: str,
     return corpus_bleu(hyps, refs)
 
 
+DECODING_GRID = [(beam, penalty) for beam in (3, 5) for penalty in (0.7, 1.0, 1.5)]
+
+
+def choose_decoding(decoder: Any, vocabulary: list[str], sets: list[CaptionSet], max_len: int
+                    ) -> tuple[int, float, list[dict[str, float]]]:
+    """Beam size and length penalty with the best mean validation BLEU-4 over the sets (BLEU-4
+    is sensitive to caption length, and the penalty that suits one model does not suit all)."""
+    table = []
+    for beam, penalty in DECODING_GRID:
+        scores = [score_part(decoder, vocabulary, s, "validation", beam, max_len, penalty)[3]
+                  for s in sets if "validation" in s.parts]
+        table.append({"beam": beam, "length_penalty": penalty, "val_bleu4": round(float(np.mean(scores)), 4)})
+        log.info("decoding beam %d, length penalty %.1f: mean validation BLEU-4 %.4f", beam, penalty, table[-1]["val_bleu4"])
+    best = max(table, key=lambda row: row["val_bleu4"])
+    return int(best["beam"]), float(best["length_penalty"]), table
+
+
+def finish(folder: Path, info: CaptionerInfo, decoder: Any, sets: list[CaptionSet], tensors: dict[str, Any]) -> None:
+    """Choose the decoding on validation, score the held-out parts once with it, save."""
+    max_len = int(info.decoder["max_len"])
+    info.beam_size, info.length_penalty, table = choose_decoding(decoder, info.vocabulary, sets, max_len)
+    holdout = {s.name: [round(x, 4) for x in score_part(decoder, info.vocabulary, s, "holdout", info.beam_size, max_len,
+                                                         info.length_penalty)]
+               for s in sets if "holdout" in s.parts}
+    log.info("held-out BLEU-1..4 (beam %d, length penalty %.1f): %s", info.beam_size, info.length_penalty, holdout)
+    info.metrics = {**{k: v for k, v in info.metrics.items() if not k.startswith("holdout_bleu")},
+                    "decoding_validation": table, "holdout_bleu_1_4": holdout}
+    save_captioner(folder, info, tensors)
+    log.info("saved captioner %s to %s", info.version, folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.caption_training", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder for captioner.safetensors + captioner.json")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the captioner's weights + captioner.json")
     parser.add_argument("--comp5329", type=Path, help="comp5329 folder (train.csv, images/)")
     parser.add_argument("--flickr8k", type=Path, help="flickr8k folder (captions.txt, split.csv, images/)")
     parser.add_argument("--folder", type=Path, action="append", default=[], help="a captioned project folder (repeatable)")
@@ -254,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=TrainSettings.lr)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--retune", action="store_true",
+                        help="do not train: choose the decoding of the captioner in --out on validation and re-score it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -264,23 +298,28 @@ def main(argv: list[str] | None = None) -> int:
            ([flickr8k_set(args.flickr8k, features)] if args.flickr8k else []) + [folder_set(f, features) for f in args.folder]
     if not sets:
         parser.error("give at least one of --comp5329, --flickr8k, --folder")
+    if args.retune:  # an existing captioner: only choose its decoding again and re-score it
+        from core.torch_encoders import load_state_dict
+
+        info = read_captioner_info(args.out)
+        tensors = load_state_dict(captioner_weights(args.out, info))
+        decoder = create_decoder(DecoderConfig(**info.decoder), len(info.vocabulary))
+        decoder.load_state_dict(tensors)
+        finish(args.out, info, decoder.eval(), sets, tensors)
+        return 0
     settings = TrainSettings(epochs=args.epochs, seed=args.seed, lr=args.lr)
     decoder, vocabulary, summary = train(sets, settings, args.init)
-    holdout = {s.name: [round(x, 4) for x in score_part(decoder, vocabulary, s, "holdout", 3, settings.config.max_len)]
-               for s in sets if "holdout" in s.parts}
-    log.info("held-out BLEU-1..4 (beam 3): %s", holdout)
     tensors = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
     digest = hashlib.blake2b(b"".join(t.numpy().tobytes() for _, t in sorted(tensors.items())), digest_size=4)
     info = CaptionerInfo(
         version=time.strftime("%Y%m%d") + "-" + digest.hexdigest(), vocabulary=vocabulary,
         image_encoder=features.spec.name, image_key=features.spec.key, decoder=settings.config.as_dict(),
-        metrics={"holdout_bleu_1_4_beam3": holdout, **summary},
+        metrics=summary,
         training={"created": datetime.now(UTC).isoformat(timespec="seconds"), "settings": {
             k: v for k, v in settings.__dict__.items() if k != "config"}, "init": str(args.init) if args.init else None,
             "sets": {s.name: {p: s.parts.count(p) for p in ("train", "validation", "holdout")} for s in sets}},
     )
-    save_captioner(args.out, info, tensors)
-    log.info("saved captioner %s to %s", info.version, args.out)
+    finish(args.out, info, decoder.eval(), sets, tensors)
     return 0
 
 

@@ -73,6 +73,7 @@ class CaptionerInfo:
     length_penalty: float = 0.7
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    weights: str = "captioner.safetensors"  # the weights file this metadata belongs to
 
 
 def create_decoder(config: DecoderConfig, vocab_size: int) -> Any:
@@ -225,7 +226,7 @@ class Captioner(FrozenImageFeatures):
         super().__init__(spec, prefer_gpu)
         self.config = DecoderConfig(**self.info.decoder)
         self.decoder = create_decoder(self.config, len(self.info.vocabulary))
-        self.decoder.load_state_dict(load_state_dict(self.folder / "captioner.safetensors"))
+        self.decoder.load_state_dict(load_state_dict(captioner_weights(self.folder, self.info)))
         self.decoder.eval()
         self.beam_size = beam_size if beam_size is not None else self.info.beam_size
         self.name = f"tagline-captioner {self.info.version}"
@@ -258,27 +259,40 @@ class Captioner(FrozenImageFeatures):
 
 
 def save_captioner(folder: Path, info: CaptionerInfo, tensors: dict[str, Any]) -> None:
-    """Weights and metadata through temporary names, so a crash leaves the old model whole."""
+    """Weights under a name of their own, then `captioner.json` switched to them (the single
+    commit point, as for classifiers): a crash leaves the old pair or the new pair."""
     import os
 
     from safetensors.torch import save_file
 
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    weights_tmp, meta_tmp = folder / f".captioner.safetensors.{os.getpid()}.tmp", folder / f".captioner.json.{os.getpid()}.tmp"
+    info.weights = f"captioner-{info.version}.safetensors"
+    weights_tmp, meta_tmp = folder / f".{info.weights}.{os.getpid()}.tmp", folder / f".captioner.json.{os.getpid()}.tmp"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+    os.replace(weights_tmp, folder / info.weights)
     meta_tmp.write_text(json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1), encoding="utf-8")
-    os.replace(weights_tmp, folder / "captioner.safetensors")
     os.replace(meta_tmp, folder / "captioner.json")
+    for stale in folder.glob("captioner*.safetensors"):
+        if stale.name != info.weights:
+            stale.unlink(missing_ok=True)
 
 
 def read_captioner_info(folder: Path) -> CaptionerInfo:
-    meta_path = folder / "captioner.json"
-    if not meta_path.is_file() or not (folder / "captioner.safetensors").is_file():
-        raise ModelError(f"{folder} is not a captioner folder (needs captioner.json and captioner.safetensors)")
+    meta_path = Path(folder) / "captioner.json"
+    if not meta_path.is_file():
+        raise ModelError(f"{folder} is not a captioner folder (needs captioner.json and its weights)")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     if meta.pop("format", None) != FORMAT_VERSION:
         raise ModelError(f"{meta_path} has an unknown format; update Tagline to read it")
-    return CaptionerInfo(**meta)
+    info = CaptionerInfo(**meta)
+    if not (Path(folder) / Path(info.weights).name).is_file():
+        raise ModelError(f"{folder} is not a captioner folder: {info.weights} is missing")
+    return info
+
+
+def captioner_weights(folder: Path, info: CaptionerInfo) -> Path:
+    return Path(folder) / Path(info.weights).name
 
 
 class BlipCaptioner:

@@ -125,7 +125,7 @@ def test_metadata_round_trip(tmp_path: Path, captioner: Captioner) -> None:
     copy = load_captioner(tmp_path / "copy", prefer_gpu=False)
     features = np.random.default_rng(1).normal(size=(2, captioner.config.feature_dim)).astype(np.float32)
     assert copy.generate(features) == captioner.generate(features)
-    (tmp_path / "copy" / "captioner.safetensors").unlink()
+    (tmp_path / "copy" / info.weights).unlink()
     with pytest.raises(ModelError):
         Captioner(tmp_path / "copy")
 
