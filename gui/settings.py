@@ -28,7 +28,10 @@ class Settings:
 
 
 def qsettings() -> QSettings:
-    return QSettings("Tagline", "Tagline")
+    """The user's settings. The (organisation, application) constructor would ignore
+    `QSettings.setDefaultFormat`, so tests that point the default format at a temporary
+    folder would write into the person's real settings; this one honours it."""
+    return QSettings(QSettings.defaultFormat(), QSettings.Scope.UserScope, "Tagline", "Tagline")
 
 
 def load_settings(store: QSettings | None = None) -> Settings:

@@ -100,3 +100,13 @@ def test_startup_does_not_import_heavy_libraries():
             "MainWindow(); print(sorted(m for m in ('torch', 'onnxruntime', 'timm') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip().endswith("[]")
+
+
+def test_settings_are_written_where_the_default_format_points(tmp_path):
+    """Tests point QSettings at a temporary folder; the app's settings must follow, or the test
+    suite would rewrite the developer's own settings (it once left batch size 2 there)."""
+    from gui.settings import Settings, load_settings, qsettings, save_settings
+
+    save_settings(Settings(batch_size=7))
+    assert qsettings().fileName().startswith(str(tmp_path))
+    assert load_settings().batch_size == 7
