@@ -62,8 +62,9 @@ class Classifier:
             text = np.concatenate([text, bag], axis=1)
         return predict_heads(self.heads, image, text, has_caption)
 
-    def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        return decide(probabilities, self.info.decision_thresholds(), self.info.top1_fallback)
+    def decide(self, probabilities: np.ndarray, has_caption: np.ndarray | None = None) -> np.ndarray:
+        thresholds = self.info.decision_thresholds() if has_caption is None else self.info.row_thresholds(has_caption)
+        return decide(probabilities, thresholds, self.info.top1_fallback)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def classify_project(
             texts = [captions[i][0] if i in captions else None for i in batch.image_ids]
             probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts)
             store.save_predictions(
-                batch.image_ids, probs, classifier.decide(probs), classifier.labels, classifier.version,
+                batch.image_ids, probs, classifier.decide(probs, batch.has_caption), classifier.labels, classifier.version,
                 [current[i] for i in batch.image_ids],
             )
         report.classified += len(batch.image_ids)

@@ -116,6 +116,7 @@ def learn(
         top1_fallback=True, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
+        no_caption_thresholds=[] if trained.no_caption_thresholds is None else [float(t) for t in trained.no_caption_thresholds],
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "images": len(relpaths), "train": len(train_idx), "validation": len(val_idx),
@@ -143,9 +144,13 @@ def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> di
     truth = data.targets[idx]
     image, text, flag = data.image[idx], data.text[idx], data.has_caption[idx]
     result: dict[str, object] = {}
+    no_caption = trained.no_caption_thresholds  # type: ignore[attr-defined]
     for name, (t, f) in {"fused": (text, flag), "image_only": (np.zeros_like(text), np.zeros_like(flag))}.items():
         probs = predict_heads(heads, image, t, f)
-        result[name] = evaluate(truth, decide(probs, thresholds), data.labels).as_dict()
+        rows = np.tile(np.broadcast_to(np.asarray(thresholds, np.float32), (probs.shape[1],)), (len(probs), 1))
+        if no_caption is not None:
+            rows[f == 0] = no_caption
+        result[name] = evaluate(truth, decide(probs, rows), data.labels).as_dict()
     return result
 
 

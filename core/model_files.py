@@ -40,11 +40,19 @@ class ClassifierInfo:
     ensemble: int = 1
     vocabulary: list[str] = field(default_factory=list)  # caption words; empty: not used
     weights: str = "model.safetensors"  # the weights file this metadata belongs to
+    no_caption_thresholds: list[float] = field(default_factory=list)  # empty: the ones above
 
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":
             return np.asarray(self.thresholds, np.float32)
         return np.full(len(self.labels), self.global_threshold, np.float32)
+
+    def row_thresholds(self, has_caption: np.ndarray) -> np.ndarray:
+        """(photos, labels): photos without a caption use the thresholds chosen for them."""
+        rows = np.tile(self.decision_thresholds(), (len(has_caption), 1))
+        if self.no_caption_thresholds:
+            rows[np.asarray(has_caption) == 0] = np.asarray(self.no_caption_thresholds, np.float32)
+        return rows
 
 
 def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:

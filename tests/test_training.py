@@ -28,6 +28,7 @@ def test_train_on_real_photos_then_classify_with_the_new_model(comp_slice: Path,
     assert info.labels[0] == "person" and info.external_ids["person"] == "1"
     assert info.metrics["holdout"]["fused"]["samples_f1"] > 0.5
     assert json.loads((out / "model.json").read_text())["training"]["images"] == 160
+    assert len(info.no_caption_thresholds) == len(info.labels)  # chosen with the captions hidden
     store = ProjectStore(comp_slice)
     report = run_to_end(classify_project(store, Classifier(out)))
     assert report.classified == 160 and not report.failures
@@ -120,3 +121,19 @@ def test_word_indices_train_the_same_function_as_the_dense_bag() -> None:
     assert torch.allclose(dense, sparse, atol=1e-5)
     assert torch.allclose(dense_grad, head.words.grad, atol=1e-5)
     assert dense_grad[np.flatnonzero(bag.sum(0) == 0)].abs().sum() == 0  # words never seen get no gradient
+
+
+def test_photos_without_a_caption_are_decided_with_their_own_thresholds() -> None:
+    from dataclasses import replace
+
+    info = read_info(Classifier().folder)
+    labels = len(info.labels)
+    probs = np.full((2, labels), 0.3, np.float32)
+    probs[:, 0] = 0.55  # between the two threshold sets below
+    info = replace(info, threshold_mode="global", global_threshold=0.6, top1_fallback=False,
+                   no_caption_thresholds=[0.5] * labels)
+    rows = info.row_thresholds(np.array([1.0, 0.0], np.float32))
+    assert rows.shape == (2, labels) and rows[0, 0] == np.float32(0.6) and rows[1, 0] == np.float32(0.5)
+    decided = decide(probs, rows, top1_fallback=False)
+    assert decided[:, 0].tolist() == [False, True]  # captioned: 0.55 < 0.6; without caption: 0.55 >= 0.5
+    assert replace(info, no_caption_thresholds=[]).row_thresholds(np.zeros(2, np.float32))[0, 0] == np.float32(0.6)
