@@ -261,21 +261,11 @@ class Captioner(FrozenImageFeatures):
 def save_captioner(folder: Path, info: CaptionerInfo, tensors: dict[str, Any]) -> None:
     """Weights under a name of their own, then `captioner.json` switched to them (the single
     commit point, as for classifiers): a crash leaves the old pair or the new pair."""
-    import os
+    from core.model_files import save_weights_and_metadata
 
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     info.weights = f"captioner-{info.version}.safetensors"
-    weights_tmp, meta_tmp = folder / f".{info.weights}.{os.getpid()}.tmp", folder / f".captioner.json.{os.getpid()}.tmp"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
-    os.replace(weights_tmp, folder / info.weights)
-    meta_tmp.write_text(json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1), encoding="utf-8")
-    os.replace(meta_tmp, folder / "captioner.json")
-    for stale in folder.glob("captioner*.safetensors"):
-        if stale.name != info.weights:
-            stale.unlink(missing_ok=True)
+    meta = json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1)
+    save_weights_and_metadata(Path(folder), "captioner", info.weights, tensors, meta)
 
 
 def read_captioner_info(folder: Path) -> CaptionerInfo:

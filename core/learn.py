@@ -18,7 +18,7 @@ from core.caption_words import bag_of_words, build_vocabulary
 from core.classifier import classification_captions
 from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
-from core.metrics import decide, evaluate
+from core.metrics import decide, evaluate, thresholds_by_row
 from core.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
 from core.store import ProjectStore
@@ -140,16 +140,14 @@ def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> di
     """Fused, image-alone and caption-alone scores on the held-out part."""
     heads = trained.heads  # type: ignore[attr-defined]
     thresholds = (trained.thresholds if trained.threshold_mode == "per_label"  # type: ignore[attr-defined]
-                  else trained.global_threshold)  # type: ignore[attr-defined]
+                  else np.full(len(data.labels), trained.global_threshold, np.float32))  # type: ignore[attr-defined]
     truth = data.targets[idx]
     image, text, flag = data.image[idx], data.text[idx], data.has_caption[idx]
     result: dict[str, object] = {}
     no_caption = trained.no_caption_thresholds  # type: ignore[attr-defined]
     for name, (t, f) in {"fused": (text, flag), "image_only": (np.zeros_like(text), np.zeros_like(flag))}.items():
         probs = predict_heads(heads, image, t, f)
-        rows = np.tile(np.broadcast_to(np.asarray(thresholds, np.float32), (probs.shape[1],)), (len(probs), 1))
-        if no_caption is not None:
-            rows[f == 0] = no_caption
+        rows = thresholds_by_row(thresholds, no_caption, f)
         result[name] = evaluate(truth, decide(probs, rows), data.labels).as_dict()
     return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,16 @@ def decide(probabilities: np.ndarray, thresholds: np.ndarray | float, top1_fallb
         empty = ~chosen.any(axis=1)
         chosen[empty, probabilities[empty].argmax(axis=1)] = True
     return chosen
+
+
+def thresholds_by_row(base: np.ndarray, no_caption: Sequence[float] | np.ndarray | None,
+                      has_caption: np.ndarray) -> np.ndarray:
+    """(photos, labels) thresholds: `base` per label, `no_caption` (when given) for photos
+    without a caption."""
+    rows = np.tile(np.asarray(base, np.float32), (len(has_caption), 1))
+    if no_caption is not None and len(no_caption):
+        rows[np.asarray(has_caption) == 0] = np.asarray(no_caption, np.float32)
+    return rows
 
 
 def samples_f1(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.errors import ModelError, write_failure_message
 from core.fusion_head import HeadConfig
+from core.metrics import thresholds_by_row
 
 FORMAT_VERSION = 1
 
@@ -49,41 +50,42 @@ class ClassifierInfo:
 
     def row_thresholds(self, has_caption: np.ndarray) -> np.ndarray:
         """(photos, labels): photos without a caption use the thresholds chosen for them."""
-        rows = np.tile(self.decision_thresholds(), (len(has_caption), 1))
-        if self.no_caption_thresholds:
-            rows[np.asarray(has_caption) == 0] = np.asarray(self.no_caption_thresholds, np.float32)
-        return rows
+        return thresholds_by_row(self.decision_thresholds(), self.no_caption_thresholds, has_caption)
 
 
 def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:
-    """Write the weights under a name of their own, then switch `model.json` to them.
+    info.weights = f"model-{info.version}.safetensors"
+    meta = json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1, sort_keys=True)
+    save_weights_and_metadata(Path(folder), "model", info.weights, tensors, meta)
 
-    Renaming `model.json` is the single commit point: a crash (or a full disk) at any moment
-    leaves either the old pair or the new pair, never new weights under old metadata.
+
+def save_weights_and_metadata(folder: Path, stem: str, weights_name: str, tensors: dict[str, Any], meta: str) -> None:
+    """Write the weights under a name of their own, then switch `STEM.json` to them.
+
+    Renaming the JSON is the single commit point: a crash (or a full disk) at any moment leaves
+    either the old pair or the new pair, never new weights under old metadata. Used for
+    classifiers (`model`) and captioners (`captioner`).
     """
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    info.weights = f"model-{info.version}.safetensors"
-    weights_tmp = folder / f".{info.weights}.{os.getpid()}.tmp"
-    meta_tmp = folder / f".model.json.{os.getpid()}.tmp"
+    weights_tmp = folder / f".{weights_name}.{os.getpid()}.tmp"
+    meta_tmp = folder / f".{stem}.json.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
         _fsync(weights_tmp)
-        os.replace(weights_tmp, folder / info.weights)
-        meta = {"format": FORMAT_VERSION, **info.__dict__}
+        os.replace(weights_tmp, folder / weights_name)
         with open(meta_tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(meta, indent=1, sort_keys=True))
+            handle.write(meta)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(meta_tmp, folder / "model.json")
+        os.replace(meta_tmp, folder / f"{stem}.json")
     except OSError as exc:
         weights_tmp.unlink(missing_ok=True)
         meta_tmp.unlink(missing_ok=True)
         raise ModelError(write_failure_message(folder, exc)) from exc
-    for stale in folder.glob("model*.safetensors"):
-        if stale.name != info.weights:
+    for stale in folder.glob(f"{stem}*.safetensors"):
+        if stale.name != weights_name:
             stale.unlink(missing_ok=True)
 
 

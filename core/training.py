@@ -172,9 +172,7 @@ def train_head(
         head.load_state_dict(best_state)
         heads.append(head.eval())
     probs = predict_heads(heads, val_t[0].numpy(), val_t[1].numpy(), val_t[2].numpy())
-    global_t, global_f1 = best_global_threshold(truth_val, probs)
-    per_label = best_label_thresholds(truth_val, probs, global_t)
-    per_label_f1 = samples_f1(truth_val, decide(probs, per_label))
+    global_t, global_f1, per_label, per_label_f1 = choose_thresholds(truth_val, probs)
     mode = "per_label" if per_label_f1 > global_f1 else "global"
     no_caption, no_caption_f1 = _no_caption_thresholds(heads, val_t[0].numpy(), val_t[1].shape[1], truth_val)
     return TrainedHead(
@@ -186,13 +184,19 @@ def train_head(
     )
 
 
+def choose_thresholds(truth: np.ndarray, probs: np.ndarray) -> tuple[float, float, np.ndarray, float]:
+    """The best global threshold and per-label thresholds on a validation split, each with
+    its samples F1 there: (global, global F1, per label, per-label F1)."""
+    global_t, global_f1 = best_global_threshold(truth, probs)
+    per_label = best_label_thresholds(truth, probs, global_t)
+    return global_t, global_f1, per_label, samples_f1(truth, decide(probs, per_label))
+
+
 def _no_caption_thresholds(heads: list[Any], image: np.ndarray, text_dim: int, truth: np.ndarray) -> tuple[np.ndarray, float]:
     """Thresholds for photos without a caption, chosen on validation with the captions hidden:
     the photo alone gives less confident probabilities, so the fused thresholds cut too high."""
     probs = predict_heads(heads, image, np.zeros((len(image), text_dim), np.float32), np.zeros(len(image), np.float32))
-    global_t, global_f1 = best_global_threshold(truth, probs)
-    per_label = best_label_thresholds(truth, probs, global_t)
-    per_label_f1 = samples_f1(truth, decide(probs, per_label))
+    global_t, global_f1, per_label, per_label_f1 = choose_thresholds(truth, probs)
     if per_label_f1 > global_f1:
         return per_label.astype(np.float32), per_label_f1
     return np.full(truth.shape[1], global_t, np.float32), global_f1
