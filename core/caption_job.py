@@ -86,6 +86,9 @@ def _encode(store: ProjectStore, captioner: FeatureSource,
             vectors[record.id] = vector
         if captioner.feature_key:
             store.save_embeddings(captioner.feature_key, [(r.id, r.digest or "", vectors[r.id]) for r, _ in fresh])
+        elif captioner.embedding_key:  # region features: cache their pooled form for the classifier
+            pooled = captioner.embedding(np.stack([vectors[r.id] for r, _ in fresh]))
+            store.save_embeddings(captioner.embedding_key, [(r.id, r.digest or "", v) for (r, _), v in zip(fresh, pooled)])
     kept = [r for r, _ in items if r.id in vectors]
     features = np.stack([vectors[r.id] for r in kept]).astype(np.float32) if kept else np.zeros((0, 0), np.float32)
     return FeatureBatch(kept, features, failures)

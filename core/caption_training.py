@@ -45,7 +45,8 @@ from core.captioning import (
 )
 from core.learn import SplitRule
 from core.progress import run_to_end
-from core.registry import DEFAULT_IMAGE_ENCODER, image_spec
+from core.region_cache import region_features
+from core.registry import DEFAULT_IMAGE_ENCODER, ImageEncoderSpec, image_spec
 from core.store import ProjectStore
 from core.sync import sync_folder
 
@@ -57,7 +58,7 @@ class CaptionSet:
     """Photos of one source with their features, reference captions and split part."""
 
     name: str
-    features: np.ndarray  # (n, feature dim)
+    features: np.ndarray  # (n, feature dim), or (n, regions, channels) in float16 for attention
     captions: list[list[str]]  # references per photo
     parts: list[str]  # "train", "validation" or "holdout"
     relpaths: list[str]
@@ -73,12 +74,16 @@ def load_set(name: str, folder: Path, captions: dict[str, list[str]], parts: dic
     store = ProjectStore(folder)
     run_to_end(sync_folder(store))
     records = [r for r in store.images() if captions.get(r.relpath) and parts.get(r.relpath)]
-    rows: list[tuple[str, np.ndarray]] = []
-    for batch in iter_feature_batches(store, features, records, batch_size=64):
-        rows.extend((r.relpath, v) for r, v in zip(batch.records, batch.features))
-    log.info("%s: %d captioned photos with features", name, len(rows))
-    return CaptionSet(name, np.stack([v for _, v in rows]), [captions[p] for p, _ in rows],
-                      [parts[p] for p, _ in rows], [p for p, _ in rows])
+    if features.regions:  # too large for the store: a cache file of their own
+        kept, array = region_features(store, features, records)
+        paths = [r.relpath for r in kept]
+    else:
+        rows: list[tuple[str, np.ndarray]] = []
+        for batch in iter_feature_batches(store, features, records, batch_size=64):
+            rows.extend((r.relpath, v) for r, v in zip(batch.records, batch.features))
+        paths, array = [p for p, _ in rows], np.stack([v for _, v in rows])
+    log.info("%s: %d captioned photos with features", name, len(paths))
+    return CaptionSet(name, array, [captions[p] for p in paths], [parts[p] for p in paths], paths)
 
 
 def comp5329_set(root: Path, features: FrozenImageFeatures) -> CaptionSet:
@@ -275,6 +280,11 @@ def finish(folder: Path, info: CaptionerInfo, decoder: Any, sets: list[CaptionSe
     log.info("saved captioner %s to %s", info.version, folder)
 
 
+def decoder_config(kind: str, spec: ImageEncoderSpec) -> DecoderConfig:
+    """Attention reads each region's channels; the pooled decoder the [mean, max] embedding."""
+    return DecoderConfig(kind=kind, feature_dim=spec.pooled_dim if kind == "attention" else spec.dim)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.caption_training", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for the captioner's weights + captioner.json")
@@ -286,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=TrainSettings.lr)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--decoder", choices=("attention", "pooled"), default="attention",
+                        help="attention over the feature map's regions, or the pooled embedding (show and tell)")
     parser.add_argument("--retune", action="store_true",
                         help="do not train: choose the decoding of the captioner in --out on validation and re-score it")
     args = parser.parse_args(argv)
@@ -293,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    features = FrozenImageFeatures(image_spec(DEFAULT_IMAGE_ENCODER))
+    spec = image_spec(DEFAULT_IMAGE_ENCODER)
+    existing = args.out if args.retune else args.init  # its decoder decides which features to read
+    config = DecoderConfig(**read_captioner_info(existing).decoder) if existing else decoder_config(args.decoder, spec)
+    features = FrozenImageFeatures(spec, regions=config.kind == "attention")
     sets = ([comp5329_set(args.comp5329, features)] if args.comp5329 else []) + \
            ([flickr8k_set(args.flickr8k, features)] if args.flickr8k else []) + [folder_set(f, features) for f in args.folder]
     if not sets:
@@ -307,13 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         decoder.load_state_dict(tensors)
         finish(args.out, info, decoder.eval(), sets, tensors)
         return 0
-    settings = TrainSettings(epochs=args.epochs, seed=args.seed, lr=args.lr)
+    settings = TrainSettings(epochs=args.epochs, seed=args.seed, lr=args.lr, config=config)
     decoder, vocabulary, summary = train(sets, settings, args.init)
     tensors = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
     digest = hashlib.blake2b(b"".join(t.numpy().tobytes() for _, t in sorted(tensors.items())), digest_size=4)
     info = CaptionerInfo(
         version=time.strftime("%Y%m%d") + "-" + digest.hexdigest(), vocabulary=vocabulary,
-        image_encoder=features.spec.name, image_key=features.spec.key, decoder=settings.config.as_dict(),
+        image_encoder=features.spec.name, image_key=features.key, decoder=settings.config.as_dict(),
         metrics=summary,
         training={"created": datetime.now(UTC).isoformat(timespec="seconds"), "settings": {
             k: v for k, v in settings.__dict__.items() if k != "config"}, "init": str(args.init) if args.init else None,

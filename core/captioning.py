@@ -38,10 +38,12 @@ def tokenize(text: str) -> list[str]:
 class FeatureSource(Protocol):
     name: str
     feature_key: str | None  # embedding cache key in the store; None when features are not cacheable
+    embedding_key: str | None  # the classifier's embedding cache key, when `embedding` derives it
     max_side: int  # decode photos at most this large
 
     def preprocess(self, image: Image.Image) -> np.ndarray: ...
     def encode(self, pixels: np.ndarray) -> np.ndarray: ...
+    def embedding(self, features: np.ndarray) -> np.ndarray: ...
 
 
 class ImageCaptioner(FeatureSource, Protocol):
@@ -50,11 +52,14 @@ class ImageCaptioner(FeatureSource, Protocol):
 
 @dataclass
 class DecoderConfig:
-    feature_dim: int = 2560
+    feature_dim: int = 2560  # "pooled": the embedding's width; "attention": channels of each region
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.5
     max_len: int = 20
+    kind: str = "pooled"  # "pooled" (show and tell) or "attention" (show, attend and tell)
+    region_dim: int = 256  # "attention": each region projected to this width (keys and values too)
+    attention_heads: int = 4
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -77,6 +82,85 @@ class CaptionerInfo:
 
 
 def create_decoder(config: DecoderConfig, vocab_size: int) -> Any:
+    if config.kind == "attention":
+        return create_attention_decoder(config, vocab_size)
+    if config.kind != "pooled":
+        raise ModelError(f"unknown captioner decoder kind {config.kind!r}; update Tagline to read it")
+    return create_pooled_decoder(config, vocab_size)
+
+
+def create_attention_decoder(config: DecoderConfig, vocab_size: int) -> Any:
+    """Spatial attention over the encoder's regions, looked up by the word's own hidden state
+    (Lu et al. 2017, "Knowing when to look"): each word reads the part of the photo it needs,
+    so small objects the pooled vector blurs can still be named. Attending after the LSTM keeps
+    the LSTM one fused call over the whole caption: trainable on a CPU.
+
+    Input: (B, regions, channels) feature maps. Their pooled [mean, max] (the classifier's
+    embedding) sets the initial state and joins every input word, as in the pooled decoder.
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    channels, hidden, heads, width = config.feature_dim, config.hidden_dim, config.attention_heads, config.region_dim
+
+    class AttentionDecoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            # project the regions once, narrow: with 64 regions a photo this is most of the cost,
+            # so no affine LayerNorm or dropout at full width (their backward passes cost more)
+            self.norm = nn.LayerNorm(channels, elementwise_affine=False)
+            self.regions = nn.Sequential(nn.Linear(channels, width), nn.ReLU(), nn.Dropout(config.dropout))
+            self.keys = nn.Linear(width, width)
+            self.values = nn.Linear(width, width)
+            self.pooled_norm = nn.LayerNorm(2 * channels)
+            self.image = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * channels, config.embed_dim), nn.ReLU())
+            self.init_state = nn.Linear(config.embed_dim, 2 * hidden)
+            self.embed = nn.Embedding(vocab_size, config.embed_dim, padding_idx=0)
+            self.lstm = nn.LSTM(2 * config.embed_dim, hidden, batch_first=True)
+            self.query = nn.Linear(hidden, width)
+            self.mix = nn.Linear(hidden + width, hidden)
+            self.drop = nn.Dropout(config.dropout)
+            self.out = nn.Linear(hidden, vocab_size)
+
+        def start(self, features: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+            maps = features.float()
+            image = self.image(self.pooled_norm(torch.cat([maps.mean(dim=1), maps.amax(dim=1)], dim=1)))
+            h, c = torch.tanh(self.init_state(image)).chunk(2, dim=1)
+            regions = self.regions(self.norm(maps))
+            # image vector, keys and values as one (B, ...) tensor: the beam search repeats and
+            # carries it exactly as it carries the pooled decoder's image vector
+            packed = torch.cat([self.keys(regions), self.values(regions)], dim=2)
+            memory = torch.cat([image, packed.flatten(1)], dim=1)
+            return memory, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous())
+
+        def _heads(self, x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(x.shape[0], x.shape[1], heads, width // heads).transpose(1, 2)  # (B, heads, R|T, d)
+
+        def step(self, memory: torch.Tensor, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+            """tokens (B, T) -> logits (B, T, V): the LSTM over the words, then each word's
+            hidden state attends over the regions, and both together predict the next word."""
+            batch = memory.shape[0]
+            image = memory[:, : config.embed_dim]
+            kv = memory[:, config.embed_dim :].view(batch, -1, 2 * width)
+            keys, values = self._heads(kv[:, :, :width]), self._heads(kv[:, :, width:])
+            words = self.embed(tokens)
+            inputs = torch.cat([words, image.unsqueeze(1).expand(-1, words.shape[1], -1)], dim=2)
+            states, state = self.lstm(inputs, state)
+            query = self._heads(self.query(states))
+            context = functional.scaled_dot_product_attention(query, keys, values).transpose(1, 2).flatten(2)
+            mixed = torch.tanh(self.mix(torch.cat([states, context], dim=2)))
+            return self.out(self.drop(mixed)), state
+
+        def forward(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+            memory, state = self.start(features)
+            return self.step(memory, tokens, state)[0]
+
+    return AttentionDecoder()
+
+
+def create_pooled_decoder(config: DecoderConfig, vocab_size: int) -> Any:
     """Show-and-tell LSTM with the image injected twice: initial state and every input step."""
     import torch
     from torch import nn
@@ -188,20 +272,34 @@ def default_captioner_dir() -> Path:
 
 
 class FrozenImageFeatures:
-    """The frozen encoder side: photo -> pooled embedding, the same vectors the store caches."""
+    """The frozen encoder side: photo -> pooled embedding, the same vectors the store caches;
+    with `regions`, photo -> (64, 1280) regions of the feature map, for attention. Regions are
+    too large for the store (320 KB a photo), but their pooled [mean, max] is the classifier's
+    embedding, so the caption job caches that and classify need not encode the photo again."""
 
-    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True) -> None:
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False) -> None:
+        from core.encoders import region_key
+
         self.spec = spec
         self.prefer_gpu = prefer_gpu
+        self.regions = regions
         self.name = spec.name
-        self.feature_key: str | None = spec.key
+        self.feature_key: str | None = None if regions else spec.key
+        self.embedding_key: str | None = spec.key if regions else None
+        self.key = region_key(spec) if regions else spec.key
         self.max_side = 2 * spec.input_size
 
     @cached_property
     def image_encoder(self) -> Any:
         from core.encoders import ImageEncoder
 
-        return ImageEncoder(self.spec, self.prefer_gpu)
+        return ImageEncoder(self.spec, self.prefer_gpu, regions=self.regions)
+
+    def embedding(self, features: np.ndarray) -> np.ndarray:
+        """The pooled embedding of region features: [mean, max] over the regions."""
+        if not self.regions:
+            return features
+        return np.concatenate([features.mean(axis=1), features.max(axis=1)], axis=1).astype(np.float32)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         from core.encoders import preprocess_image
@@ -221,10 +319,10 @@ class Captioner(FrozenImageFeatures):
         self.folder = Path(folder) if folder is not None else default_captioner_dir()
         self.info = read_captioner_info(self.folder)
         spec = image_spec(self.info.image_encoder)
-        if spec.key != self.info.image_key:
-            raise ModelError(f"captioner {self.folder} needs encoder {self.info.image_key}, this install has {spec.key}")
-        super().__init__(spec, prefer_gpu)
         self.config = DecoderConfig(**self.info.decoder)
+        super().__init__(spec, prefer_gpu, regions=self.config.kind == "attention")
+        if self.key != self.info.image_key:
+            raise ModelError(f"captioner {self.folder} needs encoder {self.info.image_key}, this install has {self.key}")
         self.decoder = create_decoder(self.config, len(self.info.vocabulary))
         self.decoder.load_state_dict(load_state_dict(captioner_weights(self.folder, self.info)))
         self.decoder.eval()
@@ -292,6 +390,7 @@ class BlipCaptioner:
     """
 
     feature_key: str | None = None
+    embedding_key: str | None = None
 
     def __init__(self, source: str | Path, local_only: bool = True, max_new_tokens: int = 30, num_beams: int = 3) -> None:
         try:
@@ -312,6 +411,9 @@ class BlipCaptioner:
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         return pixels  # BLIP's vision tower runs inside generate()
+
+    def embedding(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("BLIP features are pixels, not the classifier's embedding")
 
     def generate(self, features: np.ndarray) -> list[str]:
         import torch

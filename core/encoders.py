@@ -46,7 +46,8 @@ def export_encoders(destination: Path) -> list[Path]:
 
     destination.mkdir(parents=True, exist_ok=True)
     written = []
-    for source in (image_onnx_path(image_spec(DEFAULT_IMAGE_ENCODER)), text_onnx_path(text_spec(DEFAULT_TEXT_ENCODER))):
+    image = image_spec(DEFAULT_IMAGE_ENCODER)
+    for source in (image_onnx_path(image), region_onnx_path(image), text_onnx_path(text_spec(DEFAULT_TEXT_ENCODER))):
         target = destination / source.name
         if source.resolve() != target.resolve():
             target.write_bytes(source.read_bytes())
@@ -78,6 +79,24 @@ def image_onnx_path(spec: ImageEncoderSpec) -> Path:
         log.info("exporting %s to %s", spec.key, path)
         dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
         _export(PooledFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
+    return path
+
+
+def region_key(spec: ImageEncoderSpec) -> str:
+    """Key of the encoder's region-map output (the captioner's attention input)."""
+    return "regions" + spec.key[len("image"):]
+
+
+def region_onnx_path(spec: ImageEncoderSpec) -> Path:
+    path = _export_path(region_key(spec))
+    if not path.exists():
+        import torch
+
+        from core.torch_encoders import RegionFeatures
+
+        log.info("exporting %s to %s", region_key(spec), path)
+        dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
+        _export(RegionFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
     return path
 
 
@@ -141,11 +160,11 @@ def _session(path: Path, providers: list[str]) -> Any:
 
 
 class ImageEncoder:
-    """Pixels in, pooled embeddings out, in batches."""
+    """Pixels in, pooled embeddings out (or with `regions`, the feature map's regions), in batches."""
 
-    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True) -> None:
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False) -> None:
         self.spec = spec
-        self.path = image_onnx_path(spec)
+        self.path = region_onnx_path(spec) if regions else image_onnx_path(spec)
         self.session = _session(self.path, select_providers(prefer_gpu))
         self.guard = OomGuard(self._to_cpu)
 

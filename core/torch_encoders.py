@@ -86,6 +86,29 @@ class PooledFeatures:
         return _Pooled().eval()
 
 
+class RegionFeatures:
+    """Builds the `nn.Module` whose output is the feature map as regions: (B, H*W, channels).
+
+    The captioner's attention reads these; their [mean, max] over regions is exactly the
+    pooled embedding `PooledFeatures` gives, so one encoder run can feed both."""
+
+    @staticmethod
+    def create(spec: ImageEncoderSpec) -> Any:
+        import torch
+
+        backbone = build_timm_backbone(spec)
+
+        class _Regions(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.backbone = backbone
+
+            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+                return self.backbone.forward_features(pixels).flatten(2).transpose(1, 2)
+
+        return _Regions().eval()
+
+
 def create_text_module(spec: TextEncoderSpec) -> Any:
     """MiniLM with mean pooling and L2 normalisation, as sentence-transformers computes it."""
     import torch

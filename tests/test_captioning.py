@@ -119,7 +119,7 @@ def test_cli_writes_captions_csv_and_says_partial_on_bad_files(sample_folder: Pa
 
 def test_metadata_round_trip(tmp_path: Path, captioner: Captioner) -> None:
     info = read_captioner_info(default_captioner_dir())
-    assert info.vocabulary[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and info.image_key == captioner.spec.key
+    assert info.vocabulary[:4] == ["<pad>", "<start>", "<end>", "<unk>"] and info.image_key == captioner.key
     save_captioner(tmp_path / "copy", info, captioner.decoder.state_dict())
     assert read_captioner_info(tmp_path / "copy") == info
     copy = load_captioner(tmp_path / "copy", prefer_gpu=False)
