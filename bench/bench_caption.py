@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import SHARED, holdout_folder
-from core.caption_job import caption_project, write_caption_csv
+from core.caption_job import caption_project, iter_feature_batches, write_caption_csv
 from core.caption_training import corpus_bleu
 from core.captioning import Captioner
 from core.progress import run_to_end
@@ -52,6 +54,16 @@ def flickr_test(folder: Path) -> dict[str, list[str]]:
     return refs
 
 
+def features_of(store: ProjectStore, captioner: Captioner, image_ids: list[int]) -> np.ndarray:
+    """The captioner's features for these images, in this order (from the store's cache, or
+    encoded again when they are region maps, which the store does not keep)."""
+    records = {r.id: r for r in store.images()}
+    rows: dict[int, np.ndarray] = {}
+    for batch in iter_feature_batches(store, captioner, [records[i] for i in image_ids]):
+        rows.update((r.id, v) for r, v in zip(batch.records, batch.features))
+    return np.stack([rows[i] for i in image_ids])
+
+
 def run(name: str, folder: Path, refs: dict[str, list[str]], captioner: Captioner, show: int = 4) -> Path:
     """Caption a fresh project of `folder`, time it, score beam and greedy, print examples."""
     store = ProjectStore(folder, folder.parent / f"{folder.name}.db")
@@ -63,10 +75,7 @@ def run(name: str, folder: Path, refs: dict[str, list[str]], captioner: Captione
     names = sorted(refs)
     captions = store.captions()
     beam = [captions[by_path[n]][0] for n in names]
-    cached = store.cached_embeddings(captioner.feature_key or "")
-    import numpy as np
-
-    greedy = captioner.generate(np.stack([cached[by_path[n]][1] for n in names]), beam_size=1)
+    greedy = captioner.generate(features_of(store, captioner, [by_path[n] for n in names]), beam_size=1)
     truth = [refs[n] for n in names]
     print(f"\n== {name}: {len(names)} photos, {len(truth[0])} reference(s) each")
     print(f"speed: {report.captioned} captions in {seconds:.1f} s = {report.captioned / seconds:.1f} captions/s "

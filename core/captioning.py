@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ModelError
+from core.oom import OomGuard
 from core.registry import ImageEncoderSpec, image_spec
 
 FORMAT_VERSION = 1
@@ -196,13 +197,18 @@ def create_pooled_decoder(config: DecoderConfig, vocab_size: int) -> Any:
     return CaptionDecoder()
 
 
+def _device(decoder: Any) -> Any:
+    return next(decoder.parameters()).device
+
+
 def greedy_decode(decoder: Any, features: np.ndarray, max_len: int) -> list[list[int]]:
     import torch
 
+    device = _device(decoder)
     with torch.inference_mode():
-        image, state = decoder.start(torch.from_numpy(np.asarray(features, np.float32)))
-        tokens = torch.full((len(features), 1), SPECIALS.index(START), dtype=torch.long)
-        history = torch.zeros(len(features), 0, dtype=torch.long)
+        image, state = decoder.start(torch.from_numpy(np.asarray(features, np.float32)).to(device))
+        tokens = torch.full((len(features), 1), SPECIALS.index(START), dtype=torch.long, device=device)
+        history = torch.zeros(len(features), 0, dtype=torch.long, device=device)
         for _ in range(max_len):
             logits, state = decoder.step(image, tokens, state)
             logp = logits[:, -1]
@@ -217,17 +223,19 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
     import torch
 
     end = SPECIALS.index(END)
+    device = _device(decoder)
     with torch.inference_mode():
         batch = len(features)
-        image, (h, c) = decoder.start(torch.from_numpy(np.asarray(features, np.float32)))
+        image, (h, c) = decoder.start(torch.from_numpy(np.asarray(features, np.float32)).to(device))
         image = image.repeat_interleave(beam, 0)
         state = (h.repeat_interleave(beam, 1), c.repeat_interleave(beam, 1))
-        tokens = torch.full((batch * beam, 1), SPECIALS.index(START), dtype=torch.long)
-        scores = torch.zeros(batch, beam)
+        tokens = torch.full((batch * beam, 1), SPECIALS.index(START), dtype=torch.long, device=device)
+        scores = torch.zeros(batch, beam, device=device)
         scores[:, 1:] = -1e9  # all beams start identical: keep only one alive at first
-        history = torch.zeros(batch * beam, 0, dtype=torch.long)
-        finished = torch.zeros(batch * beam, dtype=torch.bool)
-        lengths = torch.zeros(batch * beam)
+        history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
+        finished = torch.zeros(batch * beam, dtype=torch.bool, device=device)
+        lengths = torch.zeros(batch * beam, device=device)
+        offsets = torch.arange(batch, device=device) * beam
         for _ in range(max_len):
             logits, state = decoder.step(image, tokens, state)
             logp = torch.log_softmax(logits[:, -1], dim=1)
@@ -237,7 +245,7 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
             vocab = logp.shape[1]
             total = (scores.view(-1, 1) + logp).view(batch, beam * vocab)
             scores, flat = total.topk(beam, dim=1)
-            origin = (flat // vocab + torch.arange(batch).unsqueeze(1) * beam).view(-1)
+            origin = (flat // vocab + offsets.unsqueeze(1)).view(-1)
             tokens = (flat % vocab).view(-1, 1)
             history = torch.cat([history[origin], tokens], dim=1)
             lengths = lengths[origin] + (~finished[origin]).float()
@@ -246,7 +254,7 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
             if bool(finished.all()):
                 break
         normalised = scores.view(-1) / lengths.clamp(min=1) ** length_penalty
-        best = normalised.view(batch, beam).argmax(dim=1) + torch.arange(batch) * beam
+        best = normalised.view(batch, beam).argmax(dim=1) + offsets
         return _trim(history[best].tolist())
 
 
@@ -262,6 +270,12 @@ def _block_repeated_trigrams(logp: Any, history: Any) -> None:
 def _trim(rows: list[list[int]]) -> list[list[int]]:
     end = SPECIALS.index(END)
     return [row[: row.index(end)] if end in row else row for row in rows]
+
+
+def _torch_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def default_captioner_dir() -> Path:
@@ -326,17 +340,32 @@ class Captioner(FrozenImageFeatures):
         self.decoder = create_decoder(self.config, len(self.info.vocabulary))
         self.decoder.load_state_dict(load_state_dict(captioner_weights(self.folder, self.info)))
         self.decoder.eval()
+        if prefer_gpu and _torch_cuda():
+            self.decoder.to("cuda")
+        self.guard = OomGuard(self._decoder_to_cpu)
         self.beam_size = beam_size if beam_size is not None else self.info.beam_size
         self.name = f"tagline-captioner {self.info.version}"
 
+    def _decoder_to_cpu(self) -> bool:
+        if _device(self.decoder).type == "cpu":
+            return False
+        self.decoder.to("cpu")
+        return True
+
     def generate(self, features: np.ndarray, beam_size: int | None = None) -> list[str]:
+        """Sentences for a batch of features: on the GPU when torch has one (split into smaller
+        batches, then moved to the CPU, if it runs out of memory)."""
         beam = self.beam_size if beam_size is None else beam_size
         if len(features) == 0:
             return []
+        return [str(text) for text in self.guard(lambda rows: self._generate(rows, beam), features)]
+
+    def _generate(self, features: np.ndarray, beam: int) -> np.ndarray:
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # a small LSTM gains nothing from threads and loses much to the encoder's
+        if _device(self.decoder).type == "cpu":
+            torch.set_num_threads(1)  # a small LSTM gains nothing from threads and loses much to the encoder's
         try:
             if beam <= 1:
                 ids = greedy_decode(self.decoder, features, self.config.max_len)
@@ -344,7 +373,7 @@ class Captioner(FrozenImageFeatures):
                 ids = beam_decode(self.decoder, features, beam, self.config.max_len, self.info.length_penalty)
         finally:
             torch.set_num_threads(threads)
-        return [self.detokenize(row) for row in ids]
+        return np.asarray([self.detokenize(row) for row in ids], dtype=object)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         words = [self.info.vocabulary[i] for i in ids if i >= len(SPECIALS)]

@@ -146,3 +146,22 @@ def test_decoder_config_reads_the_features_of_its_kind() -> None:
     assert decoder_config("pooled", spec).feature_dim == 2560  # [mean, max] embedding
     with pytest.raises(ModelError, match="unknown captioner decoder kind"):
         create_decoder(DecoderConfig(kind="transformer"), 10)
+
+
+def test_captioner_splits_its_batch_when_memory_runs_out(tmp_path: Path) -> None:
+    import torch
+
+    captioner = tiny_attention_captioner(tmp_path / "captioner")
+    features = np.random.default_rng(2).normal(size=(5, 64, 1280)).astype(np.float32)
+    expected = captioner.generate(features)
+    generate, sizes = captioner._generate, []
+
+    def tight(rows: np.ndarray, beam: int) -> np.ndarray:
+        sizes.append(len(rows))
+        if len(rows) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return generate(rows, beam)
+
+    captioner._generate = tight  # type: ignore[method-assign]
+    assert captioner.generate(features) == expected
+    assert sizes[:2] == [5, 2] and captioner.guard.chunk == 2
