@@ -41,6 +41,7 @@ from core.captioning import (
     greedy_decode,
     read_captioner_info,
     save_captioner,
+    style_token,
     tokenize,
 )
 from core.learn import SplitRule
@@ -160,6 +161,7 @@ class TrainSettings:
     min_count: int = 3
     label_smoothing: float = 0.1
     flickr_repeat: int = 3  # flickr8k captions are seen this often per epoch: its style is what we score
+    styles: bool = False  # each source's captions start with its own style token
     config: DecoderConfig = field(default_factory=DecoderConfig)
 
 
@@ -174,6 +176,8 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
     else:
         train_texts = [text for s in sets for refs in s.take("train")[1] for text in refs]
         vocabulary = build_vocabulary(train_texts, settings.min_count)
+    if settings.styles:
+        vocabulary += [style_token(s.name) for s in sets if style_token(s.name) not in vocabulary]
     index = {w: i for i, w in enumerate(vocabulary)}
     features, examples = [], []
     offset = 0
@@ -181,8 +185,9 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
         feats, caps = s.take("train")
         features.append(feats)
         repeat = settings.flickr_repeat if s.name == "flickr8k" else 1
-        examples += [(offset + i, encode_caption(c, index, settings.config.max_len)) for i, cs in enumerate(caps)
-                     for c in cs] * repeat
+        start = start_id(vocabulary, s.name)
+        examples += [(offset + i, [start, *encode_caption(c, index, settings.config.max_len)[1:]])
+                     for i, cs in enumerate(caps) for c in cs] * repeat
         offset += len(feats)
     train_features = torch.from_numpy(np.concatenate(features))
     decoder = create_decoder(settings.config, len(vocabulary))
@@ -238,14 +243,22 @@ def length_buckets(examples: list[tuple[int, list[int]]], batch_size: int, rng: 
     return batches
 
 
+def start_id(vocabulary: list[str], source: str) -> int:
+    """The source's style token when the captioner has one, else the plain start token."""
+    token = style_token(source)
+    return vocabulary.index(token) if token in vocabulary else SPECIALS.index(START)
+
+
 def score_part(decoder: Any, vocabulary: list[str], data: CaptionSet, part: str, beam: int, max_len: int,
                length_penalty: float = 0.7) -> list[float]:
     feats, refs = data.take(part)
+    start = start_id(vocabulary, data.name)
     ids: list[list[int]] = []
-    for start in range(0, len(feats), 256):
-        chunk = feats[start : start + 256]
-        ids += greedy_decode(decoder, chunk, max_len) if beam <= 1 else beam_decode(decoder, chunk, beam, max_len, length_penalty)
-    hyps = [" ".join(vocabulary[i] for i in row if i >= len(SPECIALS)) for row in ids]
+    for first in range(0, len(feats), 256):
+        chunk = feats[first : first + 256]
+        ids += greedy_decode(decoder, chunk, max_len, start) if beam <= 1 else \
+            beam_decode(decoder, chunk, beam, max_len, length_penalty, start)
+    hyps = [" ".join(vocabulary[i] for i in row if i >= len(SPECIALS) and not vocabulary[i].startswith("<style:")) for row in ids]
     return corpus_bleu(hyps, refs)
 
 
@@ -296,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=TrainSettings.lr)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--styles", action="store_true",
+                        help="a style token per source: captions can be asked for in any source's style")
     parser.add_argument("--decoder", choices=("attention", "pooled"), default="attention",
                         help="attention over the feature map's regions, or the pooled embedding (show and tell)")
     parser.add_argument("--retune", action="store_true",
@@ -322,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         decoder.load_state_dict(tensors)
         finish(args.out, info, decoder.eval(), sets, tensors)
         return 0
-    settings = TrainSettings(epochs=args.epochs, seed=args.seed, lr=args.lr, config=config)
+    settings = TrainSettings(epochs=args.epochs, seed=args.seed, lr=args.lr, config=config, styles=args.styles)
     decoder, vocabulary, summary = train(sets, settings, args.init)
     tensors = {k: v.detach().cpu() for k, v in decoder.state_dict().items()}
     digest = hashlib.blake2b(b"".join(t.numpy().tobytes() for _, t in sorted(tensors.items())), digest_size=4)
     info = CaptionerInfo(
         version=time.strftime("%Y%m%d") + "-" + digest.hexdigest(), vocabulary=vocabulary,
         image_encoder=features.spec.name, image_key=features.key, decoder=settings.config.as_dict(),
+        style=sets[0].name if style_token(sets[0].name) in vocabulary else None,
         metrics=summary,
         training={"created": datetime.now(UTC).isoformat(timespec="seconds"), "settings": {
             k: v for k, v in settings.__dict__.items() if k != "config"}, "init": str(args.init) if args.init else None,

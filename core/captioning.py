@@ -77,6 +77,7 @@ class CaptionerInfo:
     decoder: dict[str, Any]
     beam_size: int = 3
     length_penalty: float = 0.7
+    style: str | None = None  # default caption style (a training source with a style token), if any
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     weights: str = "captioner.safetensors"  # the weights file this metadata belongs to
@@ -201,13 +202,18 @@ def _device(decoder: Any) -> Any:
     return next(decoder.parameters()).device
 
 
-def greedy_decode(decoder: Any, features: np.ndarray, max_len: int) -> list[list[int]]:
+def style_token(name: str) -> str:
+    """The first input word that asks for captions in the style of one training source."""
+    return f"<style:{name}>"
+
+
+def greedy_decode(decoder: Any, features: np.ndarray, max_len: int, start: int = SPECIALS.index(START)) -> list[list[int]]:
     import torch
 
     device = _device(decoder)
     with torch.inference_mode():
         image, state = decoder.start(torch.from_numpy(np.asarray(features, np.float32)).to(device))
-        tokens = torch.full((len(features), 1), SPECIALS.index(START), dtype=torch.long, device=device)
+        tokens = torch.full((len(features), 1), start, dtype=torch.long, device=device)
         history = torch.zeros(len(features), 0, dtype=torch.long, device=device)
         for _ in range(max_len):
             logits, state = decoder.step(image, tokens, state)
@@ -218,7 +224,8 @@ def greedy_decode(decoder: Any, features: np.ndarray, max_len: int) -> list[list
         return _trim(history.tolist())
 
 
-def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, length_penalty: float) -> list[list[int]]:
+def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, length_penalty: float,
+                start: int = SPECIALS.index(START)) -> list[list[int]]:
     """Batched beam search: B images x K beams run as one LSTM batch per step."""
     import torch
 
@@ -229,7 +236,7 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
         image, (h, c) = decoder.start(torch.from_numpy(np.asarray(features, np.float32)).to(device))
         image = image.repeat_interleave(beam, 0)
         state = (h.repeat_interleave(beam, 1), c.repeat_interleave(beam, 1))
-        tokens = torch.full((batch * beam, 1), SPECIALS.index(START), dtype=torch.long, device=device)
+        tokens = torch.full((batch * beam, 1), start, dtype=torch.long, device=device)
         scores = torch.zeros(batch, beam, device=device)
         scores[:, 1:] = -1e9  # all beams start identical: keep only one alive at first
         history = torch.zeros(batch * beam, 0, dtype=torch.long, device=device)
@@ -325,9 +332,11 @@ class FrozenImageFeatures:
 
 
 class Captioner(FrozenImageFeatures):
-    """Our shipped captioner: frozen Lite0 pooled features -> LSTM decoder -> sentence."""
+    """Our shipped captioner: frozen Lite0 features (regions or pooled) -> LSTM decoder -> sentence."""
 
-    def __init__(self, folder: Path | str | None = None, prefer_gpu: bool = True, beam_size: int | None = None) -> None:
+    def __init__(self, folder: Path | str | None = None, prefer_gpu: bool = True, beam_size: int | None = None,
+                 style: str | None = None) -> None:
+        """`style`: write like this training source (see `styles`); default: the model's own."""
         from core.torch_encoders import load_state_dict
 
         self.folder = Path(folder) if folder is not None else default_captioner_dir()
@@ -344,7 +353,17 @@ class Captioner(FrozenImageFeatures):
             self.decoder.to("cuda")
         self.guard = OomGuard(self._decoder_to_cpu)
         self.beam_size = beam_size if beam_size is not None else self.info.beam_size
-        self.name = f"tagline-captioner {self.info.version}"
+        self.style = style if style is not None else self.info.style
+        if self.style is not None and style_token(self.style) not in self.info.vocabulary:
+            known = ", ".join(self.styles) or "none: this captioner has one style"
+            raise ModelError(f"captioner {self.info.version} has no style {self.style!r} (styles: {known})")
+        self.start = self.info.vocabulary.index(style_token(self.style)) if self.style else SPECIALS.index(START)
+        self.name = f"tagline-captioner {self.info.version}" + (f" ({self.style} style)" if self.style else "")
+
+    @property
+    def styles(self) -> list[str]:
+        prefix = style_token("")[:-1]
+        return [w[len(prefix) : -1] for w in self.info.vocabulary if w.startswith(prefix)]
 
     def _decoder_to_cpu(self) -> bool:
         if _device(self.decoder).type == "cpu":
@@ -368,15 +387,16 @@ class Captioner(FrozenImageFeatures):
             torch.set_num_threads(1)  # a small LSTM gains nothing from threads and loses much to the encoder's
         try:
             if beam <= 1:
-                ids = greedy_decode(self.decoder, features, self.config.max_len)
+                ids = greedy_decode(self.decoder, features, self.config.max_len, self.start)
             else:
-                ids = beam_decode(self.decoder, features, beam, self.config.max_len, self.info.length_penalty)
+                ids = beam_decode(self.decoder, features, beam, self.config.max_len, self.info.length_penalty, self.start)
         finally:
             torch.set_num_threads(threads)
         return np.asarray([self.detokenize(row) for row in ids], dtype=object)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         words = [self.info.vocabulary[i] for i in ids if i >= len(SPECIALS)]
+        words = [w for w in words if not w.startswith("<style:")]
         return " ".join(words)
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
@@ -453,8 +473,11 @@ class BlipCaptioner:
         return [text.strip() for text in self.processor.batch_decode(out, skip_special_tokens=True)]
 
 
-def load_captioner(source: str | Path | None = None, prefer_gpu: bool = True) -> Captioner | BlipCaptioner:
+def load_captioner(source: str | Path | None = None, prefer_gpu: bool = True,
+                   style: str | None = None) -> Captioner | BlipCaptioner:
     """Our captioner folder (captioner.json), else a Hugging Face BLIP folder or hub name."""
     if source is None or (Path(source) / "captioner.json").is_file():
-        return Captioner(source, prefer_gpu)
+        return Captioner(source, prefer_gpu, style=style)
+    if style is not None:
+        raise ModelError("--style applies to Tagline's own captioners, not to BLIP")
     return BlipCaptioner(source, local_only=Path(source).exists())

@@ -126,7 +126,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     from core.caption_job import caption_project, write_caption_csv
     from core.captioning import load_captioner
 
-    captioner = load_captioner(args.model, prefer_gpu=not args.cpu)
+    captioner = load_captioner(args.model, prefer_gpu=not args.cpu, style=args.style)
     store = _open_store(args)
     report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
     _warn_skipped(report.failures)
@@ -273,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", help="captioner folder or a Hugging Face BLIP folder (default: the bundled captioner)")
     sub.add_argument("--out", help="write ImageID,Caption,Source as CSV")
     sub.add_argument("--overwrite", action="store_true", help="also replace imported and typed captions")
+    sub.add_argument("--style", help="write like one of the captioner's training sources (e.g. comp5329, flickr8k)")
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_caption)

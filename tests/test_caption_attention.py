@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from core.caption_job import caption_project
+from core.caption_training import main as train_main
 from core.captioning import (
     SPECIALS,
     Captioner,
@@ -21,6 +23,7 @@ from core.captioning import (
     save_captioner,
 )
 from core.encoders import ImageEncoder, region_key
+from core.errors import ModelError
 from core.images import load_rgb
 from core.progress import run_to_end
 from core.region_cache import region_cache_paths, region_features
@@ -28,7 +31,7 @@ from core.registry import image_spec
 from core.store import ProjectStore
 from core.sync import sync_folder
 from tests import badfiles
-from tests.conftest import SAMPLE
+from tests.conftest import COMP, SAMPLE, needs_shared
 
 SMALL = DecoderConfig(kind="attention", feature_dim=1280, embed_dim=32, hidden_dim=48, region_dim=32, attention_heads=4)
 
@@ -139,7 +142,6 @@ def test_region_cache_survives_a_damaged_index(sample_folder: Path) -> None:
 
 def test_decoder_config_reads_the_features_of_its_kind() -> None:
     from core.caption_training import decoder_config
-    from core.errors import ModelError
 
     spec = image_spec("efficientnet_lite0")
     assert decoder_config("attention", spec).feature_dim == 1280  # channels of each region
@@ -165,3 +167,31 @@ def test_captioner_splits_its_batch_when_memory_runs_out(tmp_path: Path) -> None
     captioner._generate = tight  # type: ignore[method-assign]
     assert captioner.generate(features) == expected
     assert sizes[:2] == [5, 2] and captioner.guard.chunk == 2
+
+
+@needs_shared
+def test_training_command_builds_a_captioner_with_styles(tmp_path: Path) -> None:
+    """The documented training command end to end on 150 real captioned photos (one epoch):
+    region features cached, style tokens per source, decoding chosen, files saved, loadable."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = [next(reader) for reader in [csv.DictReader(handle)] for _ in range(150)]
+    for row in rows:
+        (folder / row["ImageID"]).symlink_to(COMP / "images" / row["ImageID"])
+    store = synced_store(folder)
+    ids = store.image_ids_by_relpath()
+    store.set_captions([(ids[r["ImageID"]], r["Caption"]) for r in rows], "imported")
+    store.close()
+
+    out = tmp_path / "captioner"
+    assert train_main(["--out", str(out), "--folder", str(folder), "--epochs", "1", "--styles"]) == 0
+    captioner = Captioner(out, prefer_gpu=False)
+    assert captioner.config.kind == "attention" and captioner.styles == ["mine"] and captioner.style == "mine"
+    assert captioner.info.metrics["history"][0]["epoch"] == 1 and captioner.info.metrics["holdout_bleu_1_4"]["mine"]
+    text = captioner.caption_images([load_rgb(COMP / "images" / rows[0]["ImageID"], captioner.max_side)])[0]
+    assert isinstance(text, str) and "<" not in text  # one epoch on 150 photos may still say nothing
+    with pytest.raises(ModelError, match="no style 'flickr8k'"):
+        Captioner(out, prefer_gpu=False, style="flickr8k")
+    array_path, _ = region_cache_paths(ProjectStore(folder), captioner)
+    assert np.load(array_path, mmap_mode="r").shape == (150, 64, 1280)
