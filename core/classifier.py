@@ -52,18 +52,28 @@ class Classifier:
 
     def predict(
         self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray,
-        captions: Sequence[str | None] | None = None,
+        captions: Sequence[str | None] | None = None, generated: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Probabilities per label; `captions` (raw text) feed the caption-words part."""
+        """Probabilities per label; `captions` (raw text) feed the caption-words part. Rows
+        marked `generated` (a captioner wrote the caption) blend the fused prediction with the
+        photo alone, by the weight chosen on validation, when the model has one."""
         from core.training import predict_heads
 
         if self.info.vocabulary:
             bag = bag_of_words(captions if captions is not None else [None] * len(image), self.info.vocabulary)
             text = np.concatenate([text, bag], axis=1)
-        return predict_heads(self.heads, image, text, has_caption)
+        probabilities = predict_heads(self.heads, image, text, has_caption)
+        rows = np.asarray(generated, bool) if generated is not None else np.zeros(len(image), bool)
+        if self.info.generated_captions and rows.any():
+            weight = float(self.info.generated_captions["weight"])
+            alone = predict_heads(self.heads, image[rows], np.zeros_like(text[rows]), np.zeros(int(rows.sum()), np.float32))
+            probabilities[rows] = weight * probabilities[rows] + (1 - weight) * alone
+        return probabilities
 
-    def decide(self, probabilities: np.ndarray, has_caption: np.ndarray | None = None) -> np.ndarray:
-        thresholds = self.info.decision_thresholds() if has_caption is None else self.info.row_thresholds(has_caption)
+    def decide(self, probabilities: np.ndarray, has_caption: np.ndarray | None = None,
+               generated: np.ndarray | None = None) -> np.ndarray:
+        thresholds = self.info.decision_thresholds() if has_caption is None else \
+            self.info.row_thresholds(has_caption, generated)
         return decide(probabilities, thresholds, self.info.top1_fallback)
 
 
@@ -120,9 +130,11 @@ def classify_project(
         report.failures.extend((r.relpath, reason) for r, reason in batch.failures)
         if batch.image_ids:
             texts = [captions[i][0] if i in captions else None for i in batch.image_ids]
-            probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts)
+            generated = np.array([i in captions and captions[i][1] == "generated" for i in batch.image_ids])
+            probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts, generated)
             store.save_predictions(
-                batch.image_ids, probs, classifier.decide(probs, batch.has_caption), classifier.labels, classifier.version,
+                batch.image_ids, probs, classifier.decide(probs, batch.has_caption, generated), classifier.labels,
+                classifier.version,
                 [current[i] for i in batch.image_ids],
             )
         report.classified += len(batch.image_ids)

@@ -42,15 +42,22 @@ class ClassifierInfo:
     vocabulary: list[str] = field(default_factory=list)  # caption words; empty: not used
     weights: str = "model.safetensors"  # the weights file this metadata belongs to
     no_caption_thresholds: list[float] = field(default_factory=list)  # empty: the ones above
+    # how to read machine-written captions, chosen on validation (core.caption_trust): weight of
+    # the fused prediction against the photo alone, thresholds, scores; empty: read as typed ones
+    generated_captions: dict[str, Any] = field(default_factory=dict)
 
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":
             return np.asarray(self.thresholds, np.float32)
         return np.full(len(self.labels), self.global_threshold, np.float32)
 
-    def row_thresholds(self, has_caption: np.ndarray) -> np.ndarray:
-        """(photos, labels): photos without a caption use the thresholds chosen for them."""
-        return thresholds_by_row(self.decision_thresholds(), self.no_caption_thresholds, has_caption)
+    def row_thresholds(self, has_caption: np.ndarray, generated: np.ndarray | None = None) -> np.ndarray:
+        """(photos, labels): photos without a caption, and photos whose caption a captioner
+        wrote (`generated`), use the thresholds chosen for them."""
+        rows = thresholds_by_row(self.decision_thresholds(), self.no_caption_thresholds, has_caption)
+        if generated is not None and self.generated_captions:
+            rows[np.asarray(generated, bool)] = np.asarray(self.generated_captions["thresholds"], np.float32)
+        return rows
 
 
 def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:
