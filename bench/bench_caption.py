@@ -92,16 +92,21 @@ def run(name: str, folder: Path, refs: dict[str, list[str]], captioner: Captione
     return out
 
 
-def classify_f1(folder: Path, truth: Path, generated: Path) -> None:
-    """Samples F1 of the default classifier given human captions, generated ones, and none."""
+def classify_f1(folder: Path, truth: Path, generated: Path, captioner: str | None) -> None:
+    """Samples F1 of the default classifier given human captions, generated ones (as the product
+    reads them: `classify --caption-missing`, blended with the photo alone when the model has a
+    `generated_captions` setting; and imported as if a person wrote them), and none."""
     from core.cli import main as tagline
     from core.evaluation import evaluate_csvs
 
     print("\n== classify on the comp5329 held-out slice (default model)")
-    for label, captions in (("human captions", truth), ("generated captions", generated), ("no captions", None)):
-        db, out = folder.parent / f"classify-{label[:5]}.db", folder.parent / f"pred-{label[:5]}.csv"
-        argv = ["-q", "classify", str(folder), "--store", str(db), "--out", str(out)]
-        tagline(argv + (["--captions", str(captions)] if captions else []))
+    chosen = ["--captioner", captioner] if captioner else []
+    runs = (("human captions", ["--captions", str(truth)]), ("generated, product", ["--caption-missing", *chosen]),
+            ("generated, as typed", ["--captions", str(generated)]), ("no captions", []))
+    for label, extra in runs:
+        name = label.replace(" ", "").replace(",", "")
+        db, out = folder.parent / f"classify-{name}.db", folder.parent / f"pred-{name}.csv"
+        tagline(["-q", "classify", str(folder), "--store", str(db), "--out", str(out), *extra])
         report, _ = evaluate_csvs(out, truth, LABEL_MAP)
         print(f"{label:<20} samples F1 {report.samples_f1:.4f}  micro F1 {report.micro_f1:.4f}  macro F1 {report.macro_f1:.4f}")
 
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         comp_refs = {r["ImageID"]: [r["Caption"]] for r in csv.DictReader(handle)}
     generated = run("comp5329 holdout", folder, comp_refs, captioner)
     if args.classify:
-        classify_f1(folder, truth, generated)
+        classify_f1(folder, truth, generated, args.model)
     print(f"\n(work folder: {work})")
 
 

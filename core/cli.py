@@ -103,7 +103,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         from core.caption_job import caption_project
         from core.captioning import load_captioner
 
-        captioning = drive(caption_project(store, load_captioner(prefer_gpu=not args.cpu), cancel=args.cancel,
+        captioning = drive(caption_project(store, load_captioner(args.captioner, prefer_gpu=not args.cpu), cancel=args.cancel,
                                            batch_size=args.batch_size), args.quiet)
         caption_failures = captioning.failures
         _info(args, f"captioned {captioning.captioned} images without a caption")
@@ -259,13 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--redo", action="store_true", help="classify again images already done")
     sub.add_argument("--caption-missing", action="store_true",
-                     help="first caption the photos that have none (with the bundled captioner) and read those "
-                          "captions; measured on comp5329 they lower F1, see docs/captioning.md")
+                     help="first caption the photos that have none and read those captions, weighed as the model "
+                          "learned on validation (docs/captioning.md)")
+    sub.add_argument("--captioner", help="captioner folder for --caption-missing (default: the bundled one)")
     sub.add_argument("--no-fallback", action="store_true",
                      help="leave a photo unlabelled when no label passes its threshold (default: give it the most "
                           "likely label, right when every photo shows one of the labels); add --redo for photos done")
     sub.add_argument("--use-generated-captions", action="store_true",
-                     help="also read machine-generated captions (off: they lower accuracy, see docs/captioning.md)")
+                     help="also read machine-generated captions already in the project (docs/captioning.md)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_classify)
 

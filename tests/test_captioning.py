@@ -39,6 +39,12 @@ def captioner() -> Captioner:
     return Captioner(prefer_gpu=False)
 
 
+def random_features(captioner: Captioner, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Inputs of the captioner's shape: region maps for attention, else pooled embeddings."""
+    shape = (count, 64, captioner.config.feature_dim) if captioner.regions else (count, captioner.config.feature_dim)
+    return np.abs(rng.normal(size=shape)).astype(np.float32)  # post-activation features are >= 0
+
+
 def synced_store(folder: Path) -> ProjectStore:
     store = ProjectStore(folder)
     run_to_end(sync_folder(store))
@@ -56,7 +62,7 @@ def test_shipped_captioner_describes_real_photos(captioner: Captioner) -> None:
 
 def test_beam_of_one_is_greedy_and_beam_search_is_batched(captioner: Captioner) -> None:
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(5, captioner.config.feature_dim)).astype(np.float32)
+    features = random_features(captioner, 5, rng)
     greedy = greedy_decode(captioner.decoder, features, captioner.config.max_len)
     assert beam_decode(captioner.decoder, features, 1, captioner.config.max_len, 0.7) == greedy
     batched = beam_decode(captioner.decoder, features, 3, captioner.config.max_len, 0.7)
@@ -123,7 +129,7 @@ def test_metadata_round_trip(tmp_path: Path, captioner: Captioner) -> None:
     save_captioner(tmp_path / "copy", info, captioner.decoder.state_dict())
     assert read_captioner_info(tmp_path / "copy") == info
     copy = load_captioner(tmp_path / "copy", prefer_gpu=False)
-    features = np.random.default_rng(1).normal(size=(2, captioner.config.feature_dim)).astype(np.float32)
+    features = random_features(captioner, 2, np.random.default_rng(1))
     assert copy.generate(features) == captioner.generate(features)
     (tmp_path / "copy" / info.weights).unlink()
     with pytest.raises(ModelError):
