@@ -218,7 +218,7 @@ def greedy_decode(decoder: Any, features: np.ndarray, max_len: int, start: int =
         for _ in range(max_len):
             logits, state = decoder.step(image, tokens, state)
             logp = logits[:, -1]
-            _block_repeated_trigrams(logp, history)
+            _forbid(logp, history)
             tokens = logp.argmax(dim=1, keepdim=True)
             history = torch.cat([history, tokens], dim=1)
         return _trim(history.tolist())
@@ -246,7 +246,7 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
         for _ in range(max_len):
             logits, state = decoder.step(image, tokens, state)
             logp = torch.log_softmax(logits[:, -1], dim=1)
-            _block_repeated_trigrams(logp, history)
+            _forbid(logp, history)
             logp[finished] = -1e9
             logp[finished, end] = 0.0  # a finished beam stays as it is at no cost
             vocab = logp.shape[1]
@@ -263,6 +263,16 @@ def beam_decode(decoder: Any, features: np.ndarray, beam: int, max_len: int, len
         normalised = scores.view(-1) / lengths.clamp(min=1) ** length_penalty
         best = normalised.view(batch, beam).argmax(dim=1) + offsets
         return _trim(history[best].tolist())
+
+
+_NEVER = [SPECIALS.index(t) for t in (PAD, START, UNK)]
+
+
+def _forbid(logp: Any, history: Any) -> None:
+    """Words a caption may not contain: padding, start, unknown (a sentence with a hole in
+    it), and any word that would repeat a trigram."""
+    logp[:, _NEVER] = -1e9
+    _block_repeated_trigrams(logp, history)
 
 
 def _block_repeated_trigrams(logp: Any, history: Any) -> None:

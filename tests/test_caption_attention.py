@@ -195,3 +195,16 @@ def test_training_command_builds_a_captioner_with_styles(tmp_path: Path) -> None
         Captioner(out, prefer_gpu=False, style="flickr8k")
     array_path, _ = region_cache_paths(ProjectStore(folder), captioner)
     assert np.load(array_path, mmap_mode="r").shape == (150, 64, 1280)
+
+
+def test_decoding_never_writes_unknown_or_special_words() -> None:
+    """A model that loves <unk>: the sentence must still come out whole, made of real words."""
+    import torch
+
+    torch.manual_seed(0)
+    decoder = create_decoder(SMALL, 8).eval()
+    with torch.no_grad():
+        decoder.out.bias[:] = torch.tensor([9.0, 9.0, 0.0, 9.0, 1.0, 0.5, 0.0, 0.0])  # pad, start, unk favoured
+    rows = np.random.default_rng(3).normal(size=(3, 64, 1280)).astype(np.float32)
+    for ids in (greedy_decode(decoder, rows, 6), beam_decode(decoder, rows, 3, 6, 1.0)):
+        assert all(ids) and all(i >= len(SPECIALS) for row in ids for i in row)
