@@ -79,9 +79,9 @@ def run(name: str, folder: Path, refs: dict[str, list[str]], captioner: Captione
     truth = [refs[n] for n in names]
     print(f"\n== {name}: {len(names)} photos, {len(truth[0])} reference(s) each")
     print(f"speed: {report.captioned} captions in {seconds:.1f} s = {report.captioned / seconds:.1f} captions/s "
-          f"(decode + encode + beam 3 + store writes, fresh project)")
+          f"(decode + encode + beam {captioner.beam_size} + store writes, fresh project)")
     print(f"{'decoding':<10}{'BLEU-1':>8}{'BLEU-2':>8}{'BLEU-3':>8}{'BLEU-4':>8}{'ours-4':>8}")
-    for label, hyps in (("beam 3", beam), ("greedy", greedy)):
+    for label, hyps in ((f"beam {captioner.beam_size}", beam), ("greedy", greedy)):
         scores = sacre_bleu(hyps, truth)
         print(f"{label:<10}" + "".join(f"{s:>8.4f}" for s in scores) + f"{corpus_bleu(hyps, truth)[3]:>8.4f}")
     for n, hyp, ref in list(zip(names, beam, truth))[:show]:
