@@ -21,6 +21,7 @@ import numpy as np
 
 from core.caption_job import iter_feature_batches
 from core.captioning import FrozenImageFeatures
+from core.errors import write_failure_message
 from core.registry import cache_dir
 from core.store import ImageRecord, ProjectStore
 
@@ -64,7 +65,11 @@ def region_features(store: ProjectStore, source: FrozenImageFeatures, records: S
             array = added if array is None else np.concatenate([np.asarray(array), added])
             for offset, (record, _) in enumerate(fresh):
                 index[record.relpath] = [rows + offset, record.digest or ""]
-            _save(array_path, index_path, array, index)
+            try:
+                _save(array_path, index_path, array, index)
+            except OSError as exc:  # a full disk costs the cache, not the training
+                log.warning("could not keep region features in %s (%s); they will be computed again next time",
+                            array_path.parent, write_failure_message(array_path.parent, exc))
     rows = len(array) if array is not None else 0
     kept = [r for r in records if hit(r)]
     if array is None or not kept:
@@ -75,8 +80,12 @@ def region_features(store: ProjectStore, source: FrozenImageFeatures, records: S
 def _save(array_path: Path, index_path: Path, array: np.ndarray, index: dict[str, list]) -> None:
     array_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_array = array_path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp_array, array)
-    os.replace(tmp_array, array_path)  # rows only appended: the old index still reads right
     tmp_index = index_path.with_suffix(f".{os.getpid()}.tmp")
-    tmp_index.write_text(json.dumps(index), encoding="utf-8")
-    os.replace(tmp_index, index_path)
+    try:
+        np.save(tmp_array, array)
+        os.replace(tmp_array, array_path)  # rows only appended: the old index still reads right
+        tmp_index.write_text(json.dumps(index), encoding="utf-8")
+        os.replace(tmp_index, index_path)
+    finally:
+        tmp_array.unlink(missing_ok=True)
+        tmp_index.unlink(missing_ok=True)

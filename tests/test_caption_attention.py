@@ -208,3 +208,21 @@ def test_decoding_never_writes_unknown_or_special_words() -> None:
     rows = np.random.default_rng(3).normal(size=(3, 64, 1280)).astype(np.float32)
     for ids in (greedy_decode(decoder, rows, 6), beam_decode(decoder, rows, 3, 6, 1.0)):
         assert all(ids) and all(i >= len(SPECIALS) for row in ids for i in row)
+
+
+def test_full_disk_costs_the_region_cache_not_the_features(sample_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    store = synced_store(sample_folder)
+    source = FrozenImageFeatures(image_spec("efficientnet_lite0"), prefer_gpu=False, regions=True)
+
+    def full(path: object, array: object) -> None:
+        Path(str(path)).write_bytes(b"partial")  # a half-written file, as a full disk leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    kept, features = region_features(store, source, store.images())
+    assert len(kept) == 4 and features.shape == (4, 64, 1280)
+    array_path, index_path = region_cache_paths(store, source)
+    assert not array_path.exists() and not index_path.exists()
+    assert not list(array_path.parent.glob("*.tmp*"))  # no half-written file left behind
