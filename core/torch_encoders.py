@@ -65,25 +65,31 @@ def _head_prefix(model: Any) -> str:
     return str(name)
 
 
+def _feature_module(spec: ImageEncoderSpec, regions: bool) -> Any:
+    import torch
+
+    backbone = build_timm_backbone(spec)
+
+    class _Features(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            fmap = self.backbone.forward_features(pixels)
+            if regions:
+                return fmap.flatten(2).transpose(1, 2)
+            return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
+
+    return _Features().eval()
+
+
 class PooledFeatures:
     """Builds the `nn.Module` whose output is the image embedding: [avg pool, max pool]."""
 
     @staticmethod
     def create(spec: ImageEncoderSpec) -> Any:
-        import torch
-
-        backbone = build_timm_backbone(spec)
-
-        class _Pooled(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.backbone = backbone
-
-            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-                fmap = self.backbone.forward_features(pixels)
-                return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
-
-        return _Pooled().eval()
+        return _feature_module(spec, regions=False)
 
 
 class RegionFeatures:
@@ -94,19 +100,7 @@ class RegionFeatures:
 
     @staticmethod
     def create(spec: ImageEncoderSpec) -> Any:
-        import torch
-
-        backbone = build_timm_backbone(spec)
-
-        class _Regions(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.backbone = backbone
-
-            def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-                return self.backbone.forward_features(pixels).flatten(2).transpose(1, 2)
-
-        return _Regions().eval()
+        return _feature_module(spec, regions=True)
 
 
 def create_text_module(spec: TextEncoderSpec) -> Any:

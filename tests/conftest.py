@@ -37,6 +37,19 @@ def sample_folder(tmp_path: Path) -> Path:
     return folder
 
 
+def write_comp_truth(folder: Path, path: Path) -> Path:
+    """comp5329's `ImageID,Labels,Caption` rows for the photos in `folder`, as a CSV at `path`."""
+    import csv
+
+    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if (folder / r["ImageID"]).exists()]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["ImageID", "Labels", "Caption"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 @pytest.fixture
 def comp_slice(tmp_path: Path) -> Path:
     """160 real photos of the default model's held-out part (symlinks, not copies)."""

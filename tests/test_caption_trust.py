@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from core.cli import main
 from core.learn import SplitRule
 from core.model_files import default_model_dir, read_info
 from core.store import ProjectStore
-from tests.conftest import COMP, ROOT, needs_shared
+from tests.conftest import ROOT, needs_shared, write_comp_truth
 from tests.test_caption_attention import tiny_attention_captioner
 
 LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
@@ -60,13 +59,7 @@ def test_generated_rows_blend_with_the_photo_alone_and_use_their_thresholds() ->
 @needs_shared
 def test_calibration_chooses_on_validation_and_rewrites_only_the_metadata(comp_slice: Path, tmp_path: Path) -> None:
     """Real labelled photos, a captioner that writes nonsense (untrained): it earns little trust."""
-    truth = tmp_path / "truth.csv"
-    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if (comp_slice / r["ImageID"]).exists()]
-    with open(truth, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["ImageID", "Labels", "Caption"])
-        writer.writeheader()
-        writer.writerows(rows)
+    truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
     assert main(["-q", "import", str(comp_slice), "--captions", str(truth), "--label-map", str(LABEL_MAP)]) == 0
     model = tmp_path / "model"
     shutil.copytree(default_model_dir(), model)

@@ -14,7 +14,7 @@ from core.progress import CancelToken, run_to_end
 from core.store import ProjectStore
 from core.sync import sync_folder
 from tests import badfiles
-from tests.conftest import COMP, ROOT
+from tests.conftest import ROOT, write_comp_truth
 
 CAPTIONS = ROOT / "resources" / "sample" / "captions.csv"
 
@@ -127,13 +127,7 @@ def test_missing_model_is_a_clear_error(sample_folder: Path, tmp_path: Path, cap
 
 def test_real_photos_score_well_against_their_truth(comp_slice: Path, tmp_path: Path) -> None:
     """160 comp5329 photos with their human captions: a sanity floor, not the benchmark."""
-    truth = tmp_path / "truth.csv"
-    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if (comp_slice / r["ImageID"]).exists()]
-    with open(truth, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["ImageID", "Labels", "Caption"])
-        writer.writeheader()
-        writer.writerows(rows)
+    truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
     out = tmp_path / "pred.csv"
     assert main(["-q", "classify", str(comp_slice), "--captions", str(truth), "--out", str(out), "--label-ids"]) == 0
     from core.evaluation import evaluate_csvs
