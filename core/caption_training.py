@@ -46,7 +46,7 @@ from core.captioning import (
 )
 from core.learn import SplitRule
 from core.progress import run_to_end
-from core.region_cache import region_features
+from core.region_cache import FeatureRows, region_rows
 from core.registry import DEFAULT_IMAGE_ENCODER, ImageEncoderSpec, image_spec
 from core.store import ProjectStore
 from core.sync import sync_folder
@@ -59,14 +59,15 @@ class CaptionSet:
     """Photos of one source with their features, reference captions and split part."""
 
     name: str
-    features: np.ndarray  # (n, feature dim), or (n, regions, channels) in float16 for attention
+    features: FeatureRows  # (feature dim) or, for attention, (regions, channels) float16, read on demand
     captions: list[list[str]]  # references per photo
     parts: list[str]  # "train", "validation" or "holdout"
     relpaths: list[str]
 
     def take(self, part: str) -> tuple[np.ndarray, list[list[str]]]:
-        idx = [i for i, p in enumerate(self.parts) if p == part]
-        return self.features[idx], [self.captions[i] for i in idx]
+        """Positions (rows of `features`) of the part's photos, and their references."""
+        idx = np.array([i for i, p in enumerate(self.parts) if p == part], np.int64)
+        return idx, [self.captions[i] for i in idx]
 
 
 def load_set(name: str, folder: Path, captions: dict[str, list[str]], parts: dict[str, str],
@@ -75,16 +76,16 @@ def load_set(name: str, folder: Path, captions: dict[str, list[str]], parts: dic
     store = ProjectStore(folder)
     run_to_end(sync_folder(store))
     records = [r for r in store.images() if captions.get(r.relpath) and parts.get(r.relpath)]
-    if features.regions:  # too large for the store: a cache file of their own
-        kept, array = region_features(store, features, records)
+    if features.regions:  # too large for the store or for memory: a cache file of their own
+        kept, table = region_rows(store, features, records)
         paths = [r.relpath for r in kept]
     else:
         rows: list[tuple[str, np.ndarray]] = []
         for batch in iter_feature_batches(store, features, records, batch_size=64):
             rows.extend((r.relpath, v) for r, v in zip(batch.records, batch.features))
-        paths, array = [p for p, _ in rows], np.stack([v for _, v in rows])
+        paths, table = [p for p, _ in rows], FeatureRows.of(np.stack([v for _, v in rows]))
     log.info("%s: %d captioned photos with features", name, len(paths))
-    return CaptionSet(name, array, [captions[p] for p in paths], [parts[p] for p in paths], paths)
+    return CaptionSet(name, table, [captions[p] for p in paths], [parts[p] for p in paths], paths)
 
 
 def comp5329_set(root: Path, features: FrozenImageFeatures) -> CaptionSet:
@@ -179,17 +180,28 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
     if settings.styles:
         vocabulary += [style_token(s.name) for s in sets if style_token(s.name) not in vocabulary]
     index = {w: i for i, w in enumerate(vocabulary)}
-    features, examples = [], []
-    offset = 0
-    for s in sets:
-        feats, caps = s.take("train")
-        features.append(feats)
+    where: list[tuple[int, int]] = []  # (set, position) of each training photo
+    examples = []
+    for number, s in enumerate(sets):
+        positions, caps = s.take("train")
         repeat = settings.flickr_repeat if s.name == "flickr8k" else 1
         start = start_id(vocabulary, s.name)
-        examples += [(offset + i, [start, *encode_caption(c, index, settings.config.max_len)[1:]])
+        examples += [(len(where) + i, [start, *encode_caption(c, index, settings.config.max_len)[1:]])
                      for i, cs in enumerate(caps) for c in cs] * repeat
-        offset += len(feats)
-    train_features = torch.from_numpy(np.concatenate(features))
+        where += [(number, int(p)) for p in positions]
+
+    def batch_features(photos: list[int]) -> Any:
+        """The batch's features, read from each set's rows (a memory map for regions)."""
+        out: np.ndarray | None = None
+        for number, s in enumerate(sets):
+            slots = [k for k, i in enumerate(photos) if where[i][0] == number]
+            if slots:
+                rows = s.features.take([where[photos[k]][1] for k in slots])
+                if out is None:
+                    out = np.empty((len(photos), *rows.shape[1:]), np.float32)
+                out[slots] = rows
+        return torch.from_numpy(out)
+
     decoder = create_decoder(settings.config, len(vocabulary))
     if init is not None:
         from core.torch_encoders import load_state_dict
@@ -207,7 +219,7 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
         for chunk in length_buckets(examples, settings.batch_size, rng):
             width = max(len(t) for _, t in chunk)
             tokens = torch.tensor([t + [0] * (width - len(t)) for _, t in chunk])
-            logits = decoder(train_features[[i for i, _ in chunk]], tokens[:, :-1])
+            logits = decoder(batch_features([i for i, _ in chunk]), tokens[:, :-1])
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1),
                                                      ignore_index=0, label_smoothing=settings.label_smoothing)
             optimiser.zero_grad()
@@ -251,11 +263,11 @@ def start_id(vocabulary: list[str], source: str) -> int:
 
 def score_part(decoder: Any, vocabulary: list[str], data: CaptionSet, part: str, beam: int, max_len: int,
                length_penalty: float = 0.7) -> list[float]:
-    feats, refs = data.take(part)
+    positions, refs = data.take(part)
     start = start_id(vocabulary, data.name)
     ids: list[list[int]] = []
-    for first in range(0, len(feats), 256):
-        chunk = feats[first : first + 256]
+    for first in range(0, len(positions), 256):
+        chunk = data.features.take(positions[first : first + 256])
         ids += greedy_decode(decoder, chunk, max_len, start) if beam <= 1 else \
             beam_decode(decoder, chunk, beam, max_len, length_penalty, start)
     hyps = [" ".join(vocabulary[i] for i in row if i >= len(SPECIALS) and not vocabulary[i].startswith("<style:")) for row in ids]

@@ -33,7 +33,7 @@ from core.learn import SplitRule, collect_training_data
 from core.metrics import decide, samples_f1
 from core.model_files import save_weights_and_metadata
 from core.progress import run_to_end
-from core.region_cache import region_features
+from core.region_cache import FeatureRows, region_rows
 from core.store import ImageRecord, ProjectStore
 from core.training import choose_thresholds
 
@@ -68,16 +68,16 @@ def choose_weight(truth: np.ndarray, with_caption: np.ndarray, alone: np.ndarray
 
 
 def captioner_features(store: ProjectStore, captioner: FrozenImageFeatures,
-                       records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], np.ndarray]:
-    """The captioner's input for these photos (region maps from their disk cache)."""
+                       records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], FeatureRows]:
+    """The captioner's input for these photos (region maps read from their disk cache)."""
     if captioner.regions:
-        return region_features(store, captioner, records)
+        return region_rows(store, captioner, records)
     kept: list[ImageRecord] = []
     rows: list[np.ndarray] = []
     for batch in iter_feature_batches(store, captioner, records):
         kept += batch.records
         rows.append(batch.features)
-    return kept, np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+    return kept, FeatureRows.of(np.concatenate(rows) if rows else np.zeros((0, 0), np.float32))
 
 
 def calibrate(model_dir: Path, store: ProjectStore, captioner: Captioner, split: SplitRule = SplitRule(),
@@ -97,9 +97,9 @@ def calibrate(model_dir: Path, store: ProjectStore, captioner: Captioner, split:
         kept, features = captioner_features(store, captioner, [by_path[relpaths[i]] for i in idx])
         row_of = {r.relpath: n for n, r in enumerate(kept)}
         idx = np.array([i for i in idx if relpaths[i] in row_of])
-        features = features[[row_of[relpaths[i]] for i in idx]]
-        texts = [t for start in range(0, len(features), batch_size)
-                 for t in captioner.generate(np.asarray(features[start : start + batch_size], np.float32))]
+        positions = np.array([row_of[relpaths[i]] for i in idx], np.int64)
+        texts = [t for start in range(0, len(positions), batch_size)
+                 for t in captioner.generate(features.take(positions[start : start + batch_size]).astype(np.float32))]
         text = encoders.text.encode(texts)
         image, truth, ones = data.image[idx], data.targets[idx], np.ones(len(idx), np.float32)
         with_caption = classifier.predict(image, text, ones, texts)

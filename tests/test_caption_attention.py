@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from core.encoders import ImageEncoder, region_key
 from core.errors import ModelError
 from core.images import load_rgb
 from core.progress import run_to_end
-from core.region_cache import region_cache_paths, region_features
+from core.region_cache import region_cache_paths, region_features, region_rows
 from core.registry import image_spec
 from core.store import ProjectStore
 from core.sync import sync_folder
@@ -133,7 +134,7 @@ def test_region_cache_survives_a_damaged_index(sample_folder: Path) -> None:
     store = synced_store(sample_folder)
     source = FrozenImageFeatures(image_spec("efficientnet_lite0"), prefer_gpu=False, regions=True)
     _, first = region_features(store, source, store.images())
-    array_path, index_path = region_cache_paths(store, source)
+    _, index_path = region_cache_paths(store, source)
     index_path.write_text("{not json", encoding="utf-8")
     kept, again = region_features(store, source, store.images())
     assert len(kept) == 4
@@ -193,8 +194,9 @@ def test_training_command_builds_a_captioner_with_styles(tmp_path: Path) -> None
     assert isinstance(text, str) and "<" not in text  # one epoch on 150 photos may still say nothing
     with pytest.raises(ModelError, match="no style 'flickr8k'"):
         Captioner(out, prefer_gpu=False, style="flickr8k")
-    array_path, _ = region_cache_paths(ProjectStore(folder), captioner)
-    assert np.load(array_path, mmap_mode="r").shape == (150, 64, 1280)
+    _, index_path = region_cache_paths(ProjectStore(folder), captioner)
+    index = json.loads(index_path.read_text())
+    assert index["rows"] == 150 and index["shape"] == [64, 1280]
 
 
 def test_decoding_never_writes_unknown_or_special_words() -> None:
@@ -213,16 +215,40 @@ def test_decoding_never_writes_unknown_or_special_words() -> None:
 def test_full_disk_costs_the_region_cache_not_the_features(sample_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
+    from core import region_cache
+
     store = synced_store(sample_folder)
     source = FrozenImageFeatures(image_spec("efficientnet_lite0"), prefer_gpu=False, regions=True)
+    _, expected = region_features(store, source, store.images())  # the cache, complete
+    data_path, index_path = region_cache_paths(store, source)
+    index_path.unlink()  # as if never committed: everything is encoded again, into a full disk
+    write = region_cache._write_rows
 
-    def full(path: object, array: object) -> None:
-        Path(str(path)).write_bytes(b"partial")  # a half-written file, as a full disk leaves
+    def full(handle: object, rows: np.ndarray) -> None:
+        handle.write(b"partial")  # type: ignore[attr-defined]  # a half-written row
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np, "save", full)
-    kept, features = region_features(store, source, store.images())
-    assert len(kept) == 4 and features.shape == (4, 64, 1280)
-    array_path, index_path = region_cache_paths(store, source)
-    assert not array_path.exists() and not index_path.exists()
-    assert not list(array_path.parent.glob("*.tmp*"))  # no half-written file left behind
+    monkeypatch.setattr(region_cache, "_write_rows", full)
+    kept, features = region_features(store, source, store.images(), batch_size=2)
+    assert len(kept) == 4
+    np.testing.assert_array_equal(features, expected)  # in memory, all of them
+    assert not index_path.exists() and not list(data_path.parent.glob("*.tmp"))
+    monkeypatch.setattr(region_cache, "_write_rows", write)
+    kept, features = region_features(store, source, store.images())  # space again: cut back, refilled
+    np.testing.assert_array_equal(features, expected)
+    assert json.loads(index_path.read_text())["rows"] == 4 and data_path.stat().st_size == 4 * 64 * 1280 * 2
+
+
+def test_rows_a_killed_run_wrote_past_its_index_are_cut_away(sample_folder: Path) -> None:
+    store = synced_store(sample_folder)
+    source = FrozenImageFeatures(image_spec("efficientnet_lite0"), prefer_gpu=False, regions=True)
+    records = sorted(store.images(), key=lambda r: r.relpath)
+    _, first = region_features(store, source, records[:2])
+    data_path, index_path = region_cache_paths(store, source)
+    with open(data_path, "ab") as handle:
+        handle.write(b"\x7f" * 1000)  # a killed run's rows, never named by the index
+    kept, table = region_rows(store, source, records)
+    assert [r.relpath for r in kept] == [r.relpath for r in records]
+    assert isinstance(table.array, np.memmap)  # read on demand, not held in memory
+    np.testing.assert_array_equal(table.take([0, 1]), first)
+    assert data_path.stat().st_size == 4 * 64 * 1280 * 2
