@@ -38,9 +38,11 @@ from core.captioning import (
     beam_decode,
     captioner_weights,
     create_decoder,
+    detokenize,
     greedy_decode,
     read_captioner_info,
     save_captioner,
+    start_id,
     style_token,
     tokenize,
 )
@@ -255,12 +257,6 @@ def length_buckets(examples: list[tuple[int, list[int]]], batch_size: int, rng: 
     return batches
 
 
-def start_id(vocabulary: list[str], source: str) -> int:
-    """The source's style token when the captioner has one, else the plain start token."""
-    token = style_token(source)
-    return vocabulary.index(token) if token in vocabulary else SPECIALS.index(START)
-
-
 def score_part(decoder: Any, vocabulary: list[str], data: CaptionSet, part: str, beam: int, max_len: int,
                length_penalty: float = 0.7) -> list[float]:
     positions, refs = data.take(part)
@@ -270,7 +266,7 @@ def score_part(decoder: Any, vocabulary: list[str], data: CaptionSet, part: str,
         chunk = data.features.take(positions[first : first + 256])
         ids += greedy_decode(decoder, chunk, max_len, start) if beam <= 1 else \
             beam_decode(decoder, chunk, beam, max_len, length_penalty, start)
-    hyps = [" ".join(vocabulary[i] for i in row if i >= len(SPECIALS) and not vocabulary[i].startswith("<style:")) for row in ids]
+    hyps = [detokenize(vocabulary, row) for row in ids]
     return corpus_bleu(hyps, refs)
 
 
@@ -345,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
         info = read_captioner_info(args.out)
         tensors = load_state_dict(captioner_weights(args.out, info))
-        decoder = create_decoder(DecoderConfig(**info.decoder), len(info.vocabulary))
+        decoder = create_decoder(config, len(info.vocabulary))
         decoder.load_state_dict(tensors)
         finish(args.out, info, decoder.eval(), sets, tensors)
         return 0

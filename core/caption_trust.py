@@ -31,7 +31,7 @@ from core.classifier import Classifier
 from core.errors import TaglineError
 from core.learn import SplitRule, collect_training_data
 from core.metrics import decide, samples_f1
-from core.model_files import save_weights_and_metadata
+from core.model_files import load_head_weights, save_classifier
 from core.progress import run_to_end
 from core.region_cache import FeatureRows, region_rows
 from core.store import ImageRecord, ProjectStore
@@ -109,7 +109,7 @@ def calibrate(model_dir: Path, store: ProjectStore, captioner: Captioner, split:
             log.info("validation: %s -> weight %.2f", choice.table, choice.weight)
         if choice is None:
             raise TaglineError("no validation photos with confirmed labels to choose the weight on")
-        photo_only = decide(alone, classifier.info.row_thresholds(np.zeros(len(idx))), classifier.info.top1_fallback)
+        photo_only = classifier.decide(alone, np.zeros(len(idx), np.float32))
         as_typed = classifier.decide(with_caption, ones)
         blended = decide(choice.weight * with_caption + (1 - choice.weight) * alone, choice.thresholds,
                          classifier.info.top1_fallback)
@@ -122,20 +122,9 @@ def calibrate(model_dir: Path, store: ProjectStore, captioner: Captioner, split:
                "captioner": captioner.info.version, "validation_table": choice.table, "samples_f1": scores}
     info = classifier.info
     info.generated_captions = setting
-    _save_metadata(model_dir, info)
+    # the same version, so the same weights under the same name: only model.json changes
+    save_classifier(Path(model_dir), info, load_head_weights(Path(model_dir), info))
     return setting
-
-
-def _save_metadata(model_dir: Path, info: Any) -> None:
-    """Rewrite model.json only (same commit point as a full save); the weights stay as they are."""
-    import json
-
-    from core.model_files import FORMAT_VERSION
-    from core.torch_encoders import load_state_dict
-
-    tensors = load_state_dict(Path(model_dir) / Path(info.weights).name)
-    meta = json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1, sort_keys=True)
-    save_weights_and_metadata(Path(model_dir), "model", Path(info.weights).name, tensors, meta)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -207,6 +207,17 @@ def style_token(name: str) -> str:
     return f"<style:{name}>"
 
 
+def start_id(vocabulary: Sequence[str], style: str | None) -> int:
+    """The first input word: the style's token when the captioner has it, else `<start>`."""
+    token = style_token(style) if style else None
+    return vocabulary.index(token) if token in vocabulary else SPECIALS.index(START)
+
+
+def detokenize(vocabulary: Sequence[str], ids: Sequence[int]) -> str:
+    """Token ids to a sentence, without special or style tokens."""
+    return " ".join(vocabulary[i] for i in ids if i >= len(SPECIALS) and not vocabulary[i].startswith("<style:"))
+
+
 def greedy_decode(decoder: Any, features: np.ndarray, max_len: int, start: int = SPECIALS.index(START)) -> list[list[int]]:
     import torch
 
@@ -367,7 +378,7 @@ class Captioner(FrozenImageFeatures):
         if self.style is not None and style_token(self.style) not in self.info.vocabulary:
             known = ", ".join(self.styles) or "none: this captioner has one style"
             raise ModelError(f"captioner {self.info.version} has no style {self.style!r} (styles: {known})")
-        self.start = self.info.vocabulary.index(style_token(self.style)) if self.style else SPECIALS.index(START)
+        self.start = start_id(self.info.vocabulary, self.style)
         self.name = f"tagline-captioner {self.info.version}" + (f" ({self.style} style)" if self.style else "")
 
     @property
@@ -405,9 +416,7 @@ class Captioner(FrozenImageFeatures):
         return np.asarray([self.detokenize(row) for row in ids], dtype=object)
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        words = [self.info.vocabulary[i] for i in ids if i >= len(SPECIALS)]
-        words = [w for w in words if not w.startswith("<style:")]
-        return " ".join(words)
+        return detokenize(self.info.vocabulary, ids)
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
         if not images:
