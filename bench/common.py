@@ -6,11 +6,19 @@ import csv
 import os
 from pathlib import Path
 
-from core.learn import SplitRule
+import numpy as np
+
+from core.embedding import Encoders
+from core.learn import SplitRule, collect_training_data
+from core.progress import run_to_end
+from core.registry import image_spec, text_spec
+from core.store import ProjectStore
+from core.training import TrainingData
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TAGLINE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 COMP = SHARED / "comp5329"
+CACHE = Path(os.environ.get("TAGLINE_BENCH_CACHE", "/tmp/tagline-comp5329-embeddings.npz"))
 
 
 def comp_rows() -> list[dict[str, str]]:
@@ -33,3 +41,18 @@ def holdout_folder(target: Path, limit: int | None = None, part: str = "holdout"
         writer.writeheader()
         writer.writerows(rows)
     return target, truth
+
+
+def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
+    """The cached comp5329 embeddings (from the project store a `tagline train` on comp5329 filled)
+    and each row's part of the split; kept in a temporary .npz between runs."""
+    if CACHE.exists():
+        z = np.load(CACHE, allow_pickle=True)
+        data = TrainingData(z["image"], z["text"], z["has_caption"], z["targets"], list(z["labels"]), list(z["captions"]))
+        return data, z["part"]
+    store = ProjectStore(COMP / "images")
+    data, relpaths = run_to_end(collect_training_data(store, Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))))
+    part = np.array([SplitRule().part(p) for p in relpaths])
+    np.savez(CACHE, image=data.image, text=data.text, has_caption=data.has_caption, targets=data.targets,
+             labels=np.array(data.labels), captions=np.array(data.captions, dtype=object), part=part)
+    return data, part

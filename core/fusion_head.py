@@ -22,12 +22,22 @@ class HeadConfig:
     dropout: float = 0.5
     caption_dropout: float = 0.1
     words_dim: int = 0  # 0: the caption side is one dense input (models made before the table)
+    # The defaults below describe models made before 2026-12-01, so their model.json loads as it was.
+    image_dropout: float = 0.2
+    text_dropout: float = 0.1
+    second_dropout: float | None = None  # dropout before the last layer; None: half of `dropout`
+    standardise_text: bool = False  # standardise the sentence embedding as the image side is
+    kind: str = "mlp"  # or "linear": one layer over the standardised inputs (the rung for few labels)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def create_head(config: HeadConfig) -> Any:
+    if config.kind == "linear":
+        return create_linear_head(config)
+    if config.kind != "mlp":
+        raise ValueError(f"unknown head kind {config.kind!r}; use mlp or linear")
     import torch
     from torch import nn
 
@@ -54,8 +64,11 @@ def create_head(config: HeadConfig) -> Any:
             sentence_dim = config.text_dim - config.words_dim
             self.register_buffer("image_mean", torch.zeros(config.image_dim))
             self.register_buffer("image_std", torch.ones(config.image_dim))
-            self.image_proj = nn.Sequential(Dropout(0.2), nn.Linear(config.image_dim, config.hidden), nn.GELU())
-            self.text_proj = nn.Sequential(Dropout(0.1), nn.Linear(sentence_dim, config.hidden), nn.GELU())
+            if config.standardise_text:
+                self.register_buffer("text_mean", torch.zeros(sentence_dim))
+                self.register_buffer("text_std", torch.ones(sentence_dim))
+            self.image_proj = nn.Sequential(Dropout(config.image_dropout), nn.Linear(config.image_dim, config.hidden), nn.GELU())
+            self.text_proj = nn.Sequential(Dropout(config.text_dropout), nn.Linear(sentence_dim, config.hidden), nn.GELU())
             if config.words_dim:
                 bound = config.text_dim**-0.5  # as if the words were columns of text_proj's Linear
                 self.words = nn.Parameter(torch.empty(config.words_dim, config.hidden).uniform_(-bound, bound))
@@ -65,7 +78,7 @@ def create_head(config: HeadConfig) -> Any:
                 Dropout(config.dropout),
                 nn.Linear(2 * config.hidden + 1, config.hidden),
                 nn.GELU(),
-                Dropout(config.dropout / 2),
+                Dropout(config.dropout / 2 if config.second_dropout is None else config.second_dropout),
                 nn.Linear(config.hidden, config.num_labels),
             )
 
@@ -82,6 +95,8 @@ def create_head(config: HeadConfig) -> Any:
             return self.classifier(fused)
 
         def _text(self, text: torch.Tensor, words: torch.Tensor | None) -> torch.Tensor:
+            if config.standardise_text:
+                text = self._standardised(text)
             if not config.words_dim:
                 return self.text_proj(text)
             dropout, linear, activation = self.text_proj
@@ -96,4 +111,40 @@ def create_head(config: HeadConfig) -> Any:
             bag = torch.nn.functional.embedding_bag(words.clamp(min=0), table, mode="sum", per_sample_weights=weights)
             return activation(linear(dropout(text)) + bag)
 
+        def _standardised(self, text: torch.Tensor) -> torch.Tensor:
+            """The sentence columns standardised (a missing caption stays zero: the flag hides it)."""
+            sentence_dim = self.get_buffer("text_mean").shape[0]
+            sentence = (text[:, :sentence_dim] - self.get_buffer("text_mean")) / self.get_buffer("text_std")
+            return torch.cat([sentence, text[:, sentence_dim:]], dim=1) if text.shape[1] > sentence_dim else sentence
+
     return FusionHead()
+
+
+def create_linear_head(config: HeadConfig) -> Any:
+    """A logistic regression over [standardised photo, standardised caption x flag, flag]: the
+    same inputs and call as the fused head, so every caller (training, Classifier) treats both
+    alike. Its weights are fitted by L-BFGS (`core.ladder`), not by the epoch loop."""
+    import torch
+    from torch import nn
+
+    class LinearHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.register_buffer("image_mean", torch.zeros(config.image_dim))
+            self.register_buffer("image_std", torch.ones(config.image_dim))
+            self.register_buffer("text_mean", torch.zeros(config.text_dim))
+            self.register_buffer("text_std", torch.ones(config.text_dim))
+            self.linear = nn.Linear(config.image_dim + config.text_dim + 1, config.num_labels)
+
+        def features(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
+            flag = has_caption.unsqueeze(1)
+            image = (image - self.get_buffer("image_mean")) / self.get_buffer("image_std")
+            text = (text - self.get_buffer("text_mean")) / self.get_buffer("text_std") * flag
+            return torch.cat([image, text, flag], dim=1)
+
+        def forward(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor,
+                    words: torch.Tensor | None = None) -> torch.Tensor:
+            return self.linear(self.features(image, text, has_caption))
+
+    return LinearHead()

@@ -18,6 +18,7 @@ from core.caption_words import bag_of_words, build_vocabulary
 from core.classifier import classification_captions
 from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
+from core.ladder import CV_LIMIT, train_small
 from core.metrics import decide, evaluate, thresholds_by_row
 from core.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
@@ -92,35 +93,51 @@ def learn(
     external_ids: dict[str, str] | None = None,
     cancel: CancelToken | None = None,
     image_encoder_name: str | None = None,
+    force_split: bool = False,
 ) -> Job[LearnResult]:
-    """Train, pick thresholds on validation, score the held-out part once, save a version.
+    """Train, choose thresholds, score, save a version. Under `CV_LIMIT` labelled photos the
+    capacity ladder is cross-validated on all of them and refitted on all (`core.ladder`);
+    from there on (or with `force_split`) the fixed split trains, validates and scores a
+    held-out part once.
 
     `image_encoder_name` overrides the name written to model.json (a fine-tuned backbone is
     named relative to the model folder so the folder can be moved).
     """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
-    train_idx, val_idx, hold_idx = split.indices(relpaths)
     vocabulary: list[str] = []
-    if config.caption_words:
-        vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train_idx) if c)
-        data = with_caption_words(data, vocabulary)
-    trained = yield from train_head(data, train_idx, val_idx, config, cancel)
+    metrics: dict[str, object]
+    top1_fallback = True
+    if len(relpaths) < CV_LIMIT and not force_split:  # few labels: every photo trains, folds score
+        trained, ladder = yield from train_small(data, seed=split.seed, cancel=cancel)
+        train_idx, val_idx, hold_idx = np.arange(len(relpaths)), np.zeros(0, int), np.zeros(0, int)
+        metrics = {"validation": trained.validation, "cross_validation": ladder.as_dict()}
+        top1_fallback = ladder.top1_fallback
+        split_record: dict[str, object] = {"cross_validation_folds": ladder.folds, "seed": split.seed}
+        config_record: dict[str, object] = {"ladder": ladder.chosen, "seed": split.seed}
+    else:
+        train_idx, val_idx, hold_idx = split.indices(relpaths)
+        if config.caption_words:
+            vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train_idx) if c)
+            data = with_caption_words(data, vocabulary)
+        trained = yield from train_head(data, train_idx, val_idx, config, cancel)
+        metrics = {"validation": trained.validation}
+        if len(hold_idx):
+            metrics["holdout"] = _holdout_metrics(trained, data, hold_idx)
+        split_record = dict(split.__dict__)
+        config_record = dict(config.__dict__)
     tensors = {f"m{m}.{k}": v for m, head in enumerate(trained.heads) for k, v in head.state_dict().items()}
     version = _version(tensors)
-    metrics: dict[str, object] = {"validation": trained.validation}
-    if len(hold_idx):
-        metrics["holdout"] = _holdout_metrics(trained, data, hold_idx)
     info = ClassifierInfo(
         version=version, labels=data.labels, thresholds=[float(t) for t in trained.thresholds],
         global_threshold=trained.global_threshold, threshold_mode=trained.threshold_mode,
-        top1_fallback=True, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
+        top1_fallback=top1_fallback, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
         no_caption_thresholds=[] if trained.no_caption_thresholds is None else [float(t) for t in trained.no_caption_thresholds],
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "images": len(relpaths), "train": len(train_idx), "validation": len(val_idx),
-            "holdout": len(hold_idx), "split": split.__dict__, "config": config.__dict__,
+            "holdout": len(hold_idx), "split": split_record, "config": config_record,
             "label_counts": {n: int(c) for n, c in zip(data.labels, data.targets.sum(axis=0))},
             "with_caption": int(data.has_caption.sum()), "history": trained.history,
         },

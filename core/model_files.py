@@ -46,6 +46,17 @@ class ClassifierInfo:
     # the fused prediction against the photo alone, thresholds, scores; empty: read as typed ones
     generated_captions: dict[str, Any] = field(default_factory=dict)
 
+    def quality(self) -> tuple[str, dict[str, Any]]:
+        """The score to show the person: ("held-out", report) when a held-out part was scored,
+        ("cross-validated", report) when the labels were few and every photo trained; the
+        report holds samples/micro/macro F1 and per-label figures (core.metrics.Report)."""
+        if self.metrics.get("holdout", {}).get("fused"):
+            return "held-out", dict(self.metrics["holdout"]["fused"])
+        cross = self.metrics.get("cross_validation", {})
+        if cross.get("fused"):
+            return "cross-validated", {**cross["fused"], "samples_f1_spread": cross.get("cv_spread", 0.0)}
+        return "", {}
+
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":
             return np.asarray(self.thresholds, np.float32)

@@ -206,8 +206,8 @@ class JobsController(QObject):
                 info = model_summary(folder)
             except TaglineError:
                 continue
-            score = info.metrics.get("holdout", {}).get("fused", {}).get("micro_f1")
-            versions.append((info.version, folder, score))
+            kind, scores = info.quality()
+            versions.append((info.version, folder, (kind, scores["micro_f1"]) if kind else None))
         return versions
 
     def show_active_model(self) -> None:

@@ -95,8 +95,8 @@ class CurveChart(QWidget):
 
 
 def per_label_rows(info: Any) -> list[tuple[str, float, float, float, int]]:
-    """(label, precision, recall, F1, support) from a model's held-out (or validation) metrics."""
-    metrics = info.metrics.get("holdout", {}).get("fused", {}) if info is not None else {}
+    """(label, precision, recall, F1, support) from a model's held-out (or cross-validated) metrics."""
+    metrics = info.quality()[1] if info is not None else {}
     table = metrics.get("per_label", {})
     return [(name, s.get("precision", 0.0), s.get("recall", 0.0), s.get("f1", 0.0), int(s.get("support", 0)))
             for name, s in ((n, table[n]) for n in info.labels if n in table)] if info is not None else []
@@ -144,12 +144,12 @@ class TrainingView(QWidget):
         self.chart.title = f"Training: model {int(extra.get('member', 0)) + 1}, epoch {extra.get('epoch')}"
         self.chart.add_point(float(extra["train_loss"]), float(extra["val_samples_f1"]))
 
-    def set_versions(self, versions: list[tuple[str, Path | None, float | None]], active: Path | None) -> None:
+    def set_versions(self, versions: list[tuple[str, Path | None, tuple[str, float] | None]], active: Path | None) -> None:
         """(version, folder or None for the bundled one, held-out micro F1)."""
         self.versions.clear()
         for version, folder, score in versions:
             mark = "  ● active" if folder == active else ""
-            scored = f"  held-out micro F1 {score:.3f}" if score is not None else ""
+            scored = f"  {score[0]} micro F1 {score[1]:.3f}" if score is not None else ""
             item = QListWidgetItem(f"{version}{'  (bundled)' if folder is None else ''}{scored}{mark}")
             item.setData(Qt.ItemDataRole.UserRole, str(folder) if folder else "")  # never None (PySide6 6.12)
             self.versions.addItem(item)
@@ -157,12 +157,15 @@ class TrainingView(QWidget):
                 self.versions.setCurrentItem(item)
 
     def show_model(self, info: Any) -> None:
-        holdout = info.metrics.get("holdout", {}).get("fused", {})
+        kind, scores = info.quality()
         training = info.training or {}
+        spread = f" (+/- {scores['samples_f1_spread']:.3f})" if "samples_f1_spread" in scores else ""
+        rare = info.metrics.get("cross_validation", {}).get("rare_labels", [])
         self.summary.setText(
             f"<b>{info.version}</b>: {len(info.labels)} labels, trained on {training.get('images', '?')} images; "
-            f"held-out micro F1 {holdout.get('micro_f1', float('nan')):.3f}, "
-            f"macro F1 {holdout.get('macro_f1', float('nan')):.3f}")
+            f"{kind or 'unscored'}: samples F1 {scores.get('samples_f1', float('nan')):.3f}{spread}, "
+            f"micro F1 {scores.get('micro_f1', float('nan')):.3f}, macro F1 {scores.get('macro_f1', float('nan')):.3f}"
+            + (f"<br>Too few photos to learn reliably: {', '.join(rare)}" if rare else ""))
         rows = per_label_rows(info)
         self.table.setRowCount(len(rows))
         for r, (name, precision, recall, f1, support) in enumerate(rows):

@@ -22,7 +22,7 @@ LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
 def test_train_on_real_photos_then_classify_with_the_new_model(comp_slice: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     status = main(["-q", "train", str(comp_slice), "--captions", str(COMP / "train.csv"), "--label-map", str(LABEL_MAP),
-                   "--out", str(out), "--holdout", "0.2", "--validation", "0.2", "--epochs", "6", "--seed", "1"])
+                   "--out", str(out), "--split", "--holdout", "0.2", "--validation", "0.2", "--epochs", "6", "--seed", "1"])
     assert status == 1  # rows of the full CSV whose photos are not in the slice are reported
     info = read_info(out)
     assert info.labels[0] == "person" and info.external_ids["person"] == "1"

@@ -1,0 +1,188 @@
+"""Training sized to the data it gets: a capacity ladder chosen by k-fold cross-validation.
+
+With a few hundred labelled photos a fixed held-out part throws labels away and one recipe
+either underfits or overfits, so every rung (a logistic regression at several strengths, the
+fused MLP ensemble) is scored out of fold on all the person's photos, the best rung and its
+threshold are kept, and the final model is refitted on every labelled photo. The score the
+person sees is the cross-validated one, with its spread over the folds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from core.fusion_head import HeadConfig, create_linear_head
+from core.metrics import best_global_threshold, decide, evaluate, samples_f1
+from core.progress import CancelToken, Job, Progress
+from core.training import TrainConfig, TrainedHead, TrainingData, predict_heads, train_head
+
+CV_LIMIT = 3000  # below this many labelled photos, cross-validate on all of them
+RARE = 3  # a label with fewer positives than this is reported as too rare to learn reliably
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    kind: str  # "linear" or "mlp"
+    l2: float = 0.0  # linear: penalty on the squared weights, per photo
+    config: TrainConfig | None = None  # mlp: how it is trained
+
+
+@dataclass
+class LadderReport:
+    chosen: str
+    folds: int
+    cv_samples_f1: float  # out of fold, at the chosen threshold, all photos pooled
+    cv_spread: float  # standard deviation of the per-fold scores
+    threshold: float
+    top1_fallback: bool
+    scores: dict[str, float] = field(default_factory=dict)  # every rung's out-of-fold samples F1
+    rare_labels: list[str] = field(default_factory=list)
+    fused: dict[str, object] = field(default_factory=dict)  # the chosen rung's out-of-fold report (core.metrics)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def mlp_config(n: int, seed: int = 0) -> TrainConfig:
+    """The well-regularised fused MLP (the default model's recipe), narrow and with about 150
+    optimiser steps: on 200-500 photos that scored as well out of fold as 384 wide and 300 steps
+    (set b: better) in a third of the time (docs/benchmarks.md)."""
+    batch = int(np.clip(n // 8, 16, 512))
+    epochs = int(np.clip(round(150 * batch / max(n, 1)), 10, 60))
+    return TrainConfig(max_epochs=epochs, batch_size=batch, hidden=64 if n < 1000 else 256, caption_words=False,
+                       standardise_text=True, image_dropout=0.2, text_dropout=0.2, dropout=0.4, second_dropout=0.4,
+                       weight_decay=0.05, ensemble=1, seed=seed)
+
+
+def default_rungs(n: int, seed: int = 0) -> list[Rung]:
+    rungs = [Rung(f"linear l2={l2:g}", "linear", l2=l2) for l2 in (1e-3, 3e-3, 1e-2, 3e-2)]
+    return rungs + [Rung("mlp", "mlp", config=mlp_config(n, seed))]
+
+
+def assign_folds(targets: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Fold of each photo; photos are dealt round-robin in order of their rarest label, so a
+    label with k or more photos has one in every fold."""
+    rng = np.random.default_rng(seed)
+    counts = targets.sum(axis=0)
+    rarity = np.where(targets, counts[None, :], np.inf).min(axis=1)  # photos with no label come last
+    order = np.lexsort((rng.random(len(targets)), rarity))
+    folds = np.empty(len(targets), np.int64)
+    folds[order] = np.arange(len(targets)) % k
+    return folds
+
+
+def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 100) -> Any:
+    """A logistic regression per label over the standardised inputs, by full-batch L-BFGS
+    (positives weighted as the MLP's loss weighs them)."""
+    import torch
+
+    image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
+                            for a in (data.image, data.text, data.has_caption, data.targets))
+    head = create_linear_head(HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear"))
+    head.image_mean.copy_(image.mean(0))
+    head.image_std.copy_(image.std(0).clamp(min=1e-3) if len(idx) > 1 else torch.ones(image.shape[1]))
+    captioned = text[flag > 0]
+    if len(captioned) > 1:
+        head.text_mean.copy_(captioned.mean(0))
+        head.text_std.copy_(captioned.std(0).clamp(min=1e-3))
+    with torch.no_grad():
+        features = head.features(image, text, flag)
+    positives = y.sum(0).clamp(min=1)
+    weight = torch.sqrt((len(y) - positives) / positives).clamp(1.0, 20.0)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+    optimizer = torch.optim.LBFGS(head.linear.parameters(), lr=1, max_iter=max_iter, history_size=10,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(head.linear(features), y) + l2 * head.linear.weight.pow(2).sum() / 2
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return head.eval()
+
+
+def fit_rung(data: TrainingData, idx: np.ndarray, rung: Rung, ensemble: int = 1,
+             cancel: CancelToken | None = None) -> Job[list[Any]]:
+    """Heads of one rung fitted on the rows `idx`."""
+    if rung.kind == "linear":
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        yield Progress("train", 0, 1, message=f"fitting {rung.name}")
+        return [fit_linear(data, idx, rung.l2)]
+    assert rung.config is not None
+    trained = yield from train_head(data, idx, np.zeros(0, np.int64), replace(rung.config, ensemble=ensemble), cancel)
+    return trained.heads
+
+
+def _oof(data: TrainingData, folds: np.ndarray, rung: Rung, cancel: CancelToken | None) -> Job[np.ndarray]:
+    probs = np.zeros(data.targets.shape, np.float32)
+    for fold in range(int(folds.max()) + 1):
+        train, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+        heads = yield from fit_rung(data, train, rung, cancel=cancel)
+        probs[held] = predict_heads(heads, data.image[held], data.text[held], data.has_caption[held])
+    return probs
+
+
+def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int = 5, seed: int = 0,
+                   cancel: CancelToken | None = None) -> Job[tuple[Rung, LadderReport]]:
+    """Score each rung out of fold and choose the rung, the global threshold and whether the
+    most likely label is given to a photo where none passes (every choice on the folds)."""
+    n = len(data.targets)
+    k = int(min(k, n))
+    if k < 2:
+        raise ValueError("cross-validation needs at least two labelled photos")
+    rungs = rungs or default_rungs(n, seed)
+    folds = assign_folds(data.targets, k, seed)
+    truth = data.targets.astype(bool)
+    best: tuple[float, Rung, float, bool, np.ndarray] | None = None
+    scores: dict[str, float] = {}
+    for number, rung in enumerate(rungs):
+        yield Progress("cross-validate", number, len(rungs), message=f"cross-validating {rung.name}")
+        probs = yield from _oof(data, folds, rung, cancel)
+        for fallback in (True, False):
+            threshold, score = _best_threshold(truth, probs, fallback)
+            scores[f"{rung.name}{'' if fallback else ' (no fallback)'}"] = score
+            if best is None or score > best[0] + 1e-9:
+                best = (score, rung, threshold, fallback, probs)
+    assert best is not None
+    score, rung, threshold, fallback, probs = best
+    per_fold = [samples_f1(truth[folds == f], decide(probs[folds == f], threshold, fallback)) for f in range(k)]
+    counts = data.targets.sum(axis=0)
+    report = LadderReport(
+        chosen=rung.name, folds=k, cv_samples_f1=score, cv_spread=float(np.std(per_fold)), threshold=threshold,
+        top1_fallback=fallback, scores=scores, rare_labels=[name for name, c in zip(data.labels, counts) if c < RARE],
+        fused=evaluate(truth, decide(probs, threshold, fallback), data.labels).as_dict(),
+    )
+    yield Progress("cross-validate", len(rungs), len(rungs), message=f"chose {rung.name}: {score:.3f}")
+    return rung, report
+
+
+def _best_threshold(truth: np.ndarray, probs: np.ndarray, fallback: bool) -> tuple[float, float]:
+    if fallback:
+        return best_global_threshold(truth, probs)
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    values = [samples_f1(truth, decide(probs, t, top1_fallback=False)) for t in grid]
+    return float(grid[int(np.argmax(values))]), float(max(values))
+
+
+def train_small(data: TrainingData, seed: int = 0, cancel: CancelToken | None = None,
+                rungs: list[Rung] | None = None, ensemble: int = 3) -> Job[tuple[TrainedHead, LadderReport]]:
+    """Cross-validate the ladder, then refit the chosen rung on every labelled photo."""
+    started = time.perf_counter()
+    rung, report = yield from cross_validate(data, rungs, seed=seed, cancel=cancel)
+    heads = yield from fit_rung(data, np.arange(len(data.targets)), rung, ensemble if rung.kind == "mlp" else 1, cancel)
+    thresholds = np.full(len(data.labels), report.threshold, np.float32)
+    trained = TrainedHead(
+        heads=heads, config=heads[0].config, global_threshold=report.threshold, thresholds=thresholds,
+        threshold_mode="global",
+        validation={"cross_validated_samples_f1": report.cv_samples_f1, "cross_validated_spread": report.cv_spread,
+                    "folds": report.folds, "seconds": time.perf_counter() - started},
+    )
+    return trained, report

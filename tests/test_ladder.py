@@ -1,0 +1,115 @@
+"""Training sized to few labels: folds, the linear rung against scikit-learn, the ladder's
+choices, and `tagline train` on 100 real confirmed photos (the case the fixed split refused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.classifier import Classifier, classify_project
+from core.cli import main
+from core.ladder import assign_folds, cross_validate, fit_linear, train_small
+from core.model_files import read_info
+from core.progress import run_to_end
+from core.store import ProjectStore
+from core.training import TrainingData, predict_heads
+from tests.conftest import ROOT, write_comp_truth
+
+LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
+
+
+def separable(n: int = 120, seed: int = 0, rare: int = 2) -> TrainingData:
+    """Two learnable labels from noisy directions of the photo and caption vectors, and a
+    third label with only `rare` positives."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=(n, 12)).astype(np.float32)
+    text = rng.normal(size=(n, 6)).astype(np.float32)
+    targets = np.stack([image[:, 0] + 0.1 * rng.normal(size=n) > 0, text[:, 1] + 0.1 * rng.normal(size=n) > 0.5,
+                        np.arange(n) < rare], axis=1)
+    return TrainingData(image, text, np.ones(n, np.float32), targets, ["a", "b", "rare"], [None] * n)
+
+
+def test_folds_spread_every_label_with_enough_photos_over_all_folds() -> None:
+    targets = np.zeros((103, 3), bool)
+    targets[:5, 0] = True  # five photos of a rare label: one in each of five folds
+    targets[5:60, 1] = True
+    folds = assign_folds(targets, 5, seed=3)
+    assert sorted(folds[:5].tolist()) == [0, 1, 2, 3, 4]
+    assert np.bincount(folds).max() - np.bincount(folds).min() <= 1
+
+
+def test_linear_rung_matches_scikit_learn_logistic_regression() -> None:
+    """The L-BFGS fit is the textbook penalised logistic regression: the same objective given to
+    scikit-learn (C = 1 / (n * l2), positives weighted alike) gives the same probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = separable(200, seed=1, rare=30)
+    idx = np.arange(200)
+    l2 = 1e-2
+    head = fit_linear(data, idx, l2, max_iter=500)
+    ours = predict_heads([head], data.image, data.text, data.has_caption)
+    import torch
+
+    with torch.no_grad():
+        features = head.features(*(torch.from_numpy(a) for a in (data.image, data.text, data.has_caption))).numpy()
+    for j in range(3):
+        positives = data.targets[:, j].sum()
+        weight = float(np.clip(np.sqrt((200 - positives) / positives), 1, 20))
+        reference = LogisticRegression(C=1 / (200 * l2 * len(data.labels)), class_weight={1: weight, 0: 1.0},
+                                       tol=1e-8, max_iter=5000).fit(features, data.targets[:, j])
+        assert np.abs(reference.predict_proba(features)[:, 1] - ours[:, j]).max() < 2e-3
+
+
+def test_cross_validation_reports_rare_labels_and_chooses_a_threshold() -> None:
+    data = separable(120, rare=2)
+    rung, report = run_to_end(cross_validate(data))
+    assert report.rare_labels == ["rare"]
+    assert report.folds == 5 and 0.05 <= report.threshold <= 0.95
+    assert report.chosen in report.scores and report.cv_samples_f1 == max(report.scores.values())
+    per_label = report.fused["per_label"]
+    assert per_label["a"]["f1"] > 0.85 and per_label["b"]["f1"] > 0.8, per_label  # the learnable labels are learnt
+    assert set(report.fused) >= {"samples_f1", "micro_f1", "macro_f1", "per_label"}
+
+
+def test_photos_without_any_label_turn_the_fallback_off() -> None:
+    """When the person confirmed photos with none of the labels, giving every photo its most
+    likely label is wrong, and the folds say so."""
+    rng = np.random.default_rng(0)
+    n = 150
+    image = rng.normal(size=(n, 8)).astype(np.float32)
+    targets = np.stack([image[:, 0] > 1.0, image[:, 1] > 1.0], axis=1)  # most photos have neither label
+    data = TrainingData(image, np.zeros((n, 4), np.float32), np.zeros(n, np.float32), targets, ["x", "y"], [None] * n)
+    trained, report = run_to_end(train_small(data))
+    assert not report.top1_fallback
+    assert len(trained.heads) >= 1 and trained.validation["folds"] == 5
+
+
+def test_train_on_100_confirmed_real_photos_uses_them_all(comp_slice: Path, tmp_path: Path) -> None:
+    """100 confirmed photos train (the fixed split used to refuse: 0 in the training part), and
+    the model reports its cross-validated score."""
+    keep = sorted(comp_slice.iterdir(), key=lambda p: int(p.stem))[:100]
+    for extra in set(comp_slice.iterdir()) - set(keep):
+        extra.unlink()
+    truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
+    out = tmp_path / "model"
+    assert main(["-q", "train", str(comp_slice), "--captions", str(truth), "--label-map", str(LABEL_MAP),
+                 "--out", str(out)]) == 0
+    info = read_info(out)
+    assert info.training["images"] == 100 and info.training["train"] == 100 and info.training["holdout"] == 0
+    kind, scores = info.quality()
+    assert kind == "cross-validated" and scores["samples_f1"] > 0.6 and scores["samples_f1_spread"] >= 0
+    assert "parking meter" in info.metrics["cross_validation"]["rare_labels"] or info.training["label_counts"]["parking meter"] >= 3
+    report = run_to_end(classify_project(ProjectStore(comp_slice), Classifier(out)))
+    assert report.classified == 100
+
+
+@pytest.mark.parametrize("flag", [["--split", "--holdout", "0.2", "--validation", "0.2", "--seed", "1"]])
+def test_split_flag_keeps_a_held_out_part(comp_slice: Path, tmp_path: Path, flag: list[str]) -> None:
+    truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
+    out = tmp_path / "model"
+    assert main(["-q", "train", str(comp_slice), "--captions", str(truth), "--label-map", str(LABEL_MAP),
+                 "--out", str(out), "--epochs", "4", *flag]) == 0
+    info = read_info(out)
+    assert info.quality()[0] == "held-out" and info.training["holdout"] > 0
