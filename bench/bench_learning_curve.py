@@ -10,6 +10,7 @@ features with a fixed 0.5 threshold, as the issue measured it.
 
 Usage: python -m bench.bench_learning_curve [--sets a,b,c] [--sizes 25,50,...] [--draws 3]
        [--knowledge] [--plot docs/learning-curve.png] [--json out.json]
+       python -m bench.bench_learning_curve --active [--sets ...] [--draws 2]   (what to label next)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench.common import load_comp_embeddings
 from core.ladder import train_small
 from core.metrics import decide, samples_f1
 from core.progress import run_to_end
+from core.suggest import STRATEGIES, choose
 from core.training import TrainingData, predict_heads
 
 GROUPS = {
@@ -92,13 +94,57 @@ def linear_probe(data: TrainingData, train: np.ndarray, test: np.ndarray) -> np.
 
 
 def ours(data: TrainingData, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, float, str]:
+    predicted, seconds, chosen, _ = fit_and_predict(data, train, test)
+    return predicted, seconds, chosen
+
+
+def fit_and_predict(data: TrainingData, train: np.ndarray, test: np.ndarray,
+                    pool: np.ndarray | None = None) -> tuple[np.ndarray, float, str, tuple[np.ndarray, float] | None]:
+    """Our decisions on `test` (and, when `pool` is given, probabilities there with the threshold)."""
     sub = replace(data, image=data.image[train], text=data.text[train], has_caption=data.has_caption[train],
                   targets=data.targets[train], captions=[data.captions[i] for i in train])
     start = time.perf_counter()
     trained, report = run_to_end(train_small(sub))
     seconds = time.perf_counter() - start
     probs = predict_heads(trained.heads, data.image[test], data.text[test], data.has_caption[test])
-    return decide(probs, report.threshold, report.top1_fallback), seconds, report.chosen
+    on_pool = None
+    if pool is not None:
+        on_pool = (predict_heads(trained.heads, data.image[pool], data.text[pool], data.has_caption[pool]), report.threshold)
+    return decide(probs, report.threshold, report.top1_fallback), seconds, report.chosen, on_pool
+
+
+def active(data: TrainingData, name: str, pool: np.ndarray, test: np.ndarray, draws: int,
+           sizes: tuple[int, ...] = (25, 50, 100, 200)) -> list[dict[str, object]]:
+    """A simulated person labelling in rounds: the same 25 random photos first, then each
+    strategy picks the next photos from the pool until the next size; F1 at equal n."""
+    rows: list[dict[str, object]] = []
+    truth = data.targets[test].astype(bool)
+    for draw in range(draws):
+        start = np.random.default_rng(7000 + draw).choice(len(pool), sizes[0], replace=False)
+        for strategy in STRATEGIES:
+            labelled = np.zeros(len(pool), bool)
+            labelled[start] = True
+            for number, n in enumerate(sizes):
+                predicted, seconds, _, on_pool = fit_and_predict(data, pool[labelled], test, pool)
+                rows.append({"set": name, "strategy": strategy, "draw": draw, "n": int(labelled.sum()),
+                             "f1": samples_f1(truth, predicted), "seconds": round(seconds, 2)})
+                print(json.dumps(rows[-1]), flush=True)
+                if number + 1 == len(sizes):
+                    break
+                assert on_pool is not None
+                picked = choose(strategy, sizes[number + 1] - n, labelled, on_pool[0], on_pool[1], data.image[pool],
+                                seed=draw * 100 + number)
+                labelled[picked] = True
+    return rows
+
+
+def summarise_active(rows: list[dict[str, object]]) -> str:
+    lines = ["| set | n | " + " | ".join(STRATEGIES) + " |", "|---" * (len(STRATEGIES) + 2) + "|"]
+    for name, n in sorted({(str(r["set"]), int(r["n"])) for r in rows}):  # type: ignore[call-overload]
+        means = [np.mean([float(r["f1"]) for r in rows if r["set"] == name and r["n"] == n and r["strategy"] == s])  # type: ignore[arg-type]
+                 for s in STRATEGIES]
+        lines.append(f"| {name} | {n} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -109,8 +155,18 @@ def main() -> None:
     parser.add_argument("--knowledge", action="store_true", help="also: the default model's 18 logits as features")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--active", action="store_true", help="compare ways of choosing what to label next")
     args = parser.parse_args()
     data, part = load_comp_embeddings()
+    if args.active:
+        found: list[dict[str, object]] = []
+        for name in args.sets.split(","):
+            subset, rows = label_set(data, name)
+            found += active(subset, name, rows[part[rows] != "holdout"], rows[part[rows] == "holdout"], args.draws)
+        print(summarise_active(found))
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=1))
+        return
     results: list[dict[str, object]] = []
     for name in args.sets.split(","):
         subset, rows = label_set(data, name)

@@ -181,6 +181,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if rejected else EXIT_OK
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from core.classifier import Classifier
+    from core.suggest import suggest_next
+
+    classifier = Classifier(args.model)
+    store = _open_store(args)
+    suggestions = drive(suggest_next(store, classifier, args.n, args.strategy, args.cancel), args.quiet)
+    if args.out:
+        import csv
+        import io
+
+        from core.exporting import atomic_write_text, neutralise_formula
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(["ImageID", "Uncertainty"])
+        writer.writerows([neutralise_formula(s.relpath), f"{s.uncertainty:.3f}"] for s in suggestions)
+        atomic_write_text(Path(args.out), buffer.getvalue())
+        _info(args, f"wrote {len(suggestions)} photos to label next to {args.out}")
+    else:
+        for suggestion in suggestions:
+            print(suggestion.relpath)
+    return EXIT_OK
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_csvs, format_report
 
@@ -287,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=int, default=32)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_caption)
+
+    sub = folder_verb("suggest", "The photos to confirm next: those the model is least sure of (a simulated person "
+                                 "labelling in rounds learnt fastest this way; docs/benchmarks.md).")
+    sub.add_argument("-n", type=int, default=50, help="how many photos (default 50)")
+    sub.add_argument("--model", help="model folder (default: the bundled model)")
+    sub.add_argument("--strategy", choices=["uncertain", "diverse", "random"], default="uncertain")
+    sub.add_argument("--out", help="write ImageID,Uncertainty as CSV instead of printing the names")
+    sub.set_defaults(func=cmd_suggest)
 
     sub = folder_verb("train", "Train a model from the project's confirmed labels. Under 3,000 labelled photos every "
                                "photo trains and the recipe and score come from 5-fold cross-validation; from 3,000 "
