@@ -18,9 +18,10 @@ from core.learn import with_caption_words
 from core.progress import run_to_end
 from core.training import TrainConfig, train_head
 
-OLD = TrainConfig(ensemble=1)
-STRONG = TrainConfig(ensemble=1, caption_words=False, standardise_text=True, image_dropout=0.2, text_dropout=0.2,
-                     dropout=0.4, second_dropout=0.4, weight_decay=0.05)
+OLD = TrainConfig(ensemble=1, loss="weighted_bce", caption_words=True, dropout=0.5, second_dropout=None, text_dropout=0.1,
+                  standardise_text=False)  # the recipe of the model shipped on 2026-11-24
+STRONG = TrainConfig(ensemble=1, loss="weighted_bce", caption_words=False, standardise_text=True, image_dropout=0.2,
+                     text_dropout=0.2, dropout=0.4, second_dropout=0.4, weight_decay=0.05)
 VARIANTS: dict[str, TrainConfig] = {
     "shipped-1": OLD,
     "strong-1": STRONG,
@@ -37,6 +38,7 @@ VARIANTS: dict[str, TrainConfig] = {
     "words-asl-25ep": replace(STRONG, caption_words=True, text_dropout=0.3, loss="asymmetric", max_epochs=25),
     "words-asl-5": replace(STRONG, caption_words=True, text_dropout=0.3, loss="asymmetric", ensemble=5),
     "asl-5": replace(STRONG, loss="asymmetric", ensemble=5),
+    "bce-5": replace(STRONG, ensemble=5),
     "words-5": replace(STRONG, caption_words=True, text_dropout=0.3, ensemble=5),
 }
 

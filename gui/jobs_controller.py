@@ -29,6 +29,8 @@ class JobsController(QObject):
         self.queue = JobQueue(self)
         self.queue.started.connect(self._on_started)
         self.device = ""
+        self.decided_since_training = 0  # photos newly confirmed since the last training started
+        self.training_running = False
         window.training.train_requested.connect(self.train)
         window.training.activate_requested.connect(self.activate_model)
 
@@ -140,28 +142,50 @@ class JobsController(QObject):
         if self.window.project is not None:
             self.window.project.reload_labels()
 
-    def train(self) -> JobHandle | None:
+    def count_decisions(self, count: int) -> None:
+        """After `retrain_every` newly confirmed photos, retrain in the background and decide
+        the other photos again with the new model; the person keeps labelling meanwhile."""
+        self.decided_since_training += count
+        every = self.window.settings.retrain_every
+        if every > 0 and self.decided_since_training >= every and not self.training_running:
+            self.train(automatic=True)
+
+    def train(self, automatic: bool = False) -> JobHandle | None:
         project = self.window.project
         if project is None:
             return None
-        self.window.detail.save_caption()
+        if not automatic:
+            self.window.detail.save_caption()
         out_dir = project.models_dir() / time.strftime("%Y%m%d-%H%M%S")
         settings = self.window.settings
+        self.decided_since_training = 0
+        self.training_running = True
         handle = self._submit("training", partial(train_job, project.store, out_dir, settings.train_epochs,
                                                   settings.prefer_gpu))
-        self.window.tabs.setCurrentWidget(self.window.training)
+        if not automatic:
+            self.window.tabs.setCurrentWidget(self.window.training)
         self.window.training.start_training()
         handle.progress.connect(self._on_train_progress)
-        handle.succeeded.connect(self._on_trained)
+        handle.succeeded.connect(partial(self._on_trained, automatic))
+        handle.finished.connect(self._on_training_ended)
         return handle
+
+    def _on_training_ended(self, *_args: object) -> None:
+        self.training_running = False
 
     def _on_train_progress(self, step: Progress) -> None:
         if step.stage == "train" and "train_loss" in step.extra:
             self.window.training.on_epoch(step.extra)
 
-    def _on_trained(self, result: Any) -> None:
+    def _on_trained(self, automatic: bool, result: Any) -> None:
         self.activate_model(result.model_dir)
-        self._message(f"Model {result.info.version} trained and now active; Classify all to apply it")
+        kind, scores = result.info.quality()
+        score = f" ({kind} samples F1 {scores['samples_f1']:.3f})" if kind else ""
+        if automatic:
+            self._message(f"Retrained on your decisions: model {result.info.version}{score}; deciding the other photos again")
+            self.classify()
+        else:
+            self._message(f"Model {result.info.version} trained and now active{score}; Classify all to apply it")
 
     def export(self) -> JobHandle | None:
         window = self.window
@@ -221,6 +245,8 @@ class JobsController(QObject):
                 project.set_active_model(None)
             active, info = None, model_summary(None)
         self.window.status.set_model(info.version)
+        if project is not None:
+            project.model_thresholds = dict(zip(info.labels, info.decision_thresholds().tolist()))
         self.window.training.show_model(info)
         self.window.training.set_versions(self.model_versions(), active)
 

@@ -28,7 +28,7 @@ from gui.gallery_delegate import GalleryDelegate
 from gui.jobs_controller import JobsController
 from gui.label_list import hotkey_for
 from gui.project import Project
-from gui.settings import Settings, load_settings, qsettings, save_settings
+from gui.settings import AUTO_RETRAIN, Settings, load_settings, qsettings, save_settings
 from gui.status import StatusBar
 from gui.thumbnails import ThumbnailLoader
 from gui.training_view import TrainingView
@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self._action(go, "&Next image", lambda: self.move(1), "J")
         self._action(go, "&Previous image", lambda: self.move(-1), "K")
         self._action(go, "Next &unreviewed", self.next_unreviewed, "U")
+        self._action(go, "Next to &label (model least sure)", self.next_to_label, "N")
         self._action(go, "&Accept labels and next", self.accept_and_next, "Space")
         self._action(go, "Accept labels of &selected", self.accept_selected, "A")
         self._action(go, "Mark &reviewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), True), "R")
@@ -139,10 +140,19 @@ class MainWindow(QMainWindow):
         self.a_fallback.setChecked(self.settings.top1_fallback)
         self.a_caption = self._action(model, "Caption &missing", self.jobs.caption_missing, "Ctrl+Shift+M",
                                       "Write a caption for every photo that has none (yours are never replaced)")
-        self.a_train = self._action(model, "&Train from confirmed labels", self.jobs.train, "Ctrl+Shift+T")
+        self.a_train = self._action(model, "&Train from confirmed labels", lambda: self.jobs.train(), "Ctrl+Shift+T")
+        self.a_autotrain = self._action(model, "Retrain &automatically as I label", self.set_auto_retrain, None,
+                                        f"Retrain in the background after every {AUTO_RETRAIN} photos you confirm, "
+                                        "then decide the other photos again")
+        self.a_autotrain.setCheckable(True)
+        self.a_autotrain.setChecked(self.settings.retrain_every > 0)
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
         self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train]
         self._enable_project_actions(False)
+
+    def set_auto_retrain(self, enabled: bool) -> None:
+        self.settings.retrain_every = AUTO_RETRAIN if enabled else 0
+        save_settings(self.settings)
 
     def set_top1_fallback(self, enabled: bool) -> None:
         """Remembered; photos already classified are decided again (from cached embeddings)."""
@@ -196,6 +206,7 @@ class MainWindow(QMainWindow):
         self.project.reloaded.connect(self._on_reloaded)
         self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
         self.project.labels_changed.connect(self._on_labels_changed)
+        self.project.newly_decided.connect(self.jobs.count_decisions)
         self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
         self.project.undo_stack.canRedoChanged.connect(self.a_redo.setEnabled)
         self.a_undo.setEnabled(False)
@@ -281,6 +292,16 @@ class MainWindow(QMainWindow):
                 self.select_row(row)
                 return
         self.statusBar().showMessage("Every image shown is reviewed", 4000)
+
+    def next_to_label(self) -> None:
+        """The undecided photo shown whose confirmation teaches the model most."""
+        if self.project is None:
+            return
+        image_id = self.project.next_to_label(self.model.ids())
+        if image_id is None:
+            self.statusBar().showMessage("Every photo shown has your decisions", 4000)
+        else:
+            self.select_image(image_id)
 
     def accept_selected(self) -> None:
         if self.project is not None:

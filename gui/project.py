@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from core.store import ImageRecord, Label, ProjectStore
+from core.suggest import photo_uncertainty
 
 ACTIVE_MODEL_KEY = "gui.active_model"  # store meta: folder of the model the project uses
 
@@ -53,6 +54,7 @@ class Project(QObject):
     reloaded = Signal()  # everything may have changed (rows added or removed)
     images_changed = Signal(list)  # image ids whose captions, labels or review state changed
     labels_changed = Signal()  # the label vocabulary
+    newly_decided = Signal(int)  # how many photos just got their first decision from the person
 
     def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +68,7 @@ class Project(QObject):
         self.confirmations: dict[int, dict[str, bool]] = {}
         self.reviewed: set[int] = set()
         self.labels: list[Label] = []
+        self.model_thresholds: dict[str, float] = {}  # the active model's, by label; missing: 0.5
         self.reload()
 
     @property
@@ -128,12 +131,26 @@ class Project(QObject):
         return [n for n in self.label_names() if confirmed.get(n, self.is_predicted(image_id, n))]
 
     def uncertainty(self, image_id: int) -> float:
-        """1 when some label sits right on its threshold, 0 when every label is clear-cut."""
+        """1 when some label sits right on its threshold, 0 when every label is clear-cut
+        (core.suggest's measure, at the thresholds in force); -1 when never classified."""
         predicted = self.predictions.get(image_id)
         if not predicted:
             return -1.0
-        cut = 0.5 if self.threshold is None else self.threshold
-        return 1.0 - 2.0 * min(abs(p - cut) for p, _ in predicted.values())
+        cut, cuts = self.threshold, self.model_thresholds
+        return photo_uncertainty([p for p, _ in predicted.values()],
+                                 [cut if cut is not None else cuts.get(n, 0.5) for n in predicted])
+
+    def next_to_label(self, candidates: list[int]) -> int | None:
+        """Of `candidates` (image ids, in view order), the undecided photo the model is least
+        sure of: the one whose confirmation teaches most (bench_learning_curve --active)."""
+        best, best_score = None, -1.0
+        for image_id in candidates:
+            if image_id in self.confirmations:
+                continue
+            score = self.uncertainty(image_id)
+            if score > best_score:
+                best, best_score = image_id, score
+        return best
 
     def disagrees(self, image_id: int) -> bool:
         confirmed = self.confirmations.get(image_id, {})
@@ -152,6 +169,7 @@ class Project(QObject):
 
     def write_confirmations(self, items: list[tuple[int, str, bool | None]]) -> None:
         self.store.confirm_many(items)
+        first = {i for i, _, present in items if present is not None and i not in self.confirmations}
         for image_id, name, present in items:
             decided = self.confirmations.setdefault(image_id, {})
             if present is None:
@@ -161,6 +179,8 @@ class Project(QObject):
             else:
                 decided[name] = present
         self.images_changed.emit(sorted({i for i, _, _ in items}))
+        if first:
+            self.newly_decided.emit(len(first))
 
     def write_reviewed(self, image_ids: list[int], reviewed: bool) -> None:
         self.store.set_reviewed(image_ids, reviewed)

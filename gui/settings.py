@@ -11,6 +11,9 @@ SETTINGS_VERSION = 1
 MAX_RECENT = 10
 
 
+AUTO_RETRAIN = 20  # photos confirmed between automatic retrainings (CV training on <= 500 photos: seconds)
+
+
 @dataclass
 class Settings:
     version: int = SETTINGS_VERSION
@@ -20,6 +23,7 @@ class Settings:
     train_epochs: int = 15
     prefer_gpu: bool = True
     top1_fallback: bool = True  # a photo where no label passes its threshold gets its most likely one
+    retrain_every: int = AUTO_RETRAIN  # retrain in the background after this many newly confirmed photos; 0: never
     recent_folders: list[str] = field(default_factory=list)
 
     def add_recent(self, folder: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from core.cli import main
 from core.store import ProjectStore
-from core.suggest import choose, k_center, uncertainty
+from core.suggest import choose, k_center, photo_uncertainty, uncertainty
 from tests.conftest import SAMPLE
 
 
@@ -19,6 +19,14 @@ def test_uncertainty_peaks_at_the_threshold_and_takes_the_most_doubtful_label() 
     scores = uncertainty(probs, np.array([0.7, 0.5], np.float32))
     assert scores[0] == pytest.approx(1.0) and scores[2] == pytest.approx(1.0)
     assert scores[3] == pytest.approx(0.0) and 0 < scores[1] < 0.2
+
+
+def test_the_gallerys_scalar_measure_is_the_same_rule() -> None:
+    rng = np.random.default_rng(3)
+    probs = rng.random((50, 4)).astype(np.float32)
+    thresholds = rng.uniform(0.2, 0.8, 4).astype(np.float32)
+    vectorised = uncertainty(probs, thresholds)
+    assert all(abs(photo_uncertainty(row.tolist(), thresholds.tolist()) - v) < 1e-5 for row, v in zip(probs, vectorised))
 
 
 def test_k_center_picks_the_far_cluster_first() -> None:
