@@ -38,8 +38,8 @@ def main(limit: int | None = None) -> None:
         print(f"{name:<16} samples F1 {report.samples_f1:.4f}  micro F1 {report.micro_f1:.4f}  "
               f"macro F1 {report.macro_f1:.4f}  ({len(list(folder.iterdir()))} photos)")
     report, _ = evaluate_csvs(fused, truth, LABEL_MAP)
-    weakest = sorted(report.per_label.items(), key=lambda kv: kv[1]["f1"])[:5]
-    print("weakest labels (fused):", ", ".join(f"{n} {s['f1']:.2f}" for n, s in weakest))
+    ranked = sorted(report.per_label.items(), key=lambda kv: kv[1]["f1"])
+    print("per-label F1 (fused), weakest first:", ", ".join(f"{n} {s['f1']:.3f}" for n, s in ranked))
     caption_only()
 
 

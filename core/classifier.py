@@ -34,9 +34,11 @@ class Classifier:
         weights = load_head_weights(self.folder, self.info)
         self.heads: list[Any] = []
         for member in range(self.info.ensemble):
-            head = create_head(head_config(self.info))
+            head = create_head(head_config(self.info, member))
             prefix = f"m{member}."
             head.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+            if self.info.members:
+                head.ensemble_weight = float(self.info.members[member]["weight"])
             self.heads.append(head.eval())
 
     @property

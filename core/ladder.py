@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import TaglineError
 from core.fusion_head import HeadConfig, create_linear_head
 from core.metrics import best_global_threshold, decide, evaluate, samples_f1
 from core.progress import CancelToken, Job, Progress
@@ -27,9 +28,10 @@ RARE = 3  # a label with fewer positives than this is reported as too rare to le
 @dataclass(frozen=True)
 class Rung:
     name: str
-    kind: str  # "linear" or "mlp"
+    kind: str  # "linear", "mlp", or "blend" (the average of `parts`)
     l2: float = 0.0  # linear: penalty on the squared weights, per photo
     config: TrainConfig | None = None  # mlp: how it is trained
+    parts: tuple[Rung, ...] = ()  # blend: the rungs averaged, weighed alike
 
 
 @dataclass
@@ -110,7 +112,15 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
 
 def fit_rung(data: TrainingData, idx: np.ndarray, rung: Rung, ensemble: int = 1,
              cancel: CancelToken | None = None) -> Job[list[Any]]:
-    """Heads of one rung fitted on the rows `idx`."""
+    """Heads of one rung fitted on the rows `idx` (a blend's heads carry their `ensemble_weight`)."""
+    if rung.kind == "blend":
+        heads: list[Any] = []
+        for part in rung.parts:
+            fitted = yield from fit_rung(data, idx, part, ensemble, cancel)
+            for head in fitted:
+                head.ensemble_weight = 1.0 / (len(rung.parts) * len(fitted))
+            heads += fitted
+        return heads
     if rung.kind == "linear":
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -137,21 +147,27 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     n = len(data.targets)
     k = int(min(k, n))
     if k < 2:
-        raise ValueError("cross-validation needs at least two labelled photos")
+        raise TaglineError(f"{n} photo has a confirmed label; confirm at least two to train")
     rungs = rungs or default_rungs(n, seed)
     folds = assign_folds(data.targets, k, seed)
     truth = data.targets.astype(bool)
-    best: tuple[float, Rung, float, bool, np.ndarray] | None = None
-    scores: dict[str, float] = {}
-    for number, rung in enumerate(rungs):
-        yield Progress("cross-validate", number, len(rungs), message=f"cross-validating {rung.name}")
-        probs = yield from _oof(data, folds, rung, cancel)
+    scores: dict[str, float] = {}  # every candidate's out-of-fold samples F1, with and without fallback
+    found: dict[str, tuple[float, Rung, float, bool, np.ndarray]] = {}  # the best of each kind
+
+    def consider(rung: Rung, probs: np.ndarray) -> None:
         for fallback in (True, False):
             threshold, score = _best_threshold(truth, probs, fallback)
             scores[f"{rung.name}{'' if fallback else ' (no fallback)'}"] = score
-            if best is None or score > best[0] + 1e-9:
-                best = (score, rung, threshold, fallback, probs)
-    assert best is not None
+            if rung.kind not in found or score > found[rung.kind][0] + 1e-9:
+                found[rung.kind] = (score, rung, threshold, fallback, probs)
+
+    for number, rung in enumerate(rungs):
+        yield Progress("cross-validate", number, len(rungs), message=f"cross-validating {rung.name}")
+        consider(rung, (yield from _oof(data, folds, rung, cancel)))
+    if "linear" in found and "mlp" in found:  # the two kinds averaged: steadier than either on few photos
+        linear, mlp = found["linear"], found["mlp"]
+        consider(Rung(f"blend of {linear[1].name} and mlp", "blend", parts=(linear[1], mlp[1])), (linear[4] + mlp[4]) / 2)
+    best = max(found.values(), key=lambda candidate: candidate[0])
     score, rung, threshold, fallback, probs = best
     per_fold = [samples_f1(truth[folds == f], decide(probs[folds == f], threshold, fallback)) for f in range(k)]
     counts = data.targets.sum(axis=0)

@@ -133,6 +133,8 @@ def learn(
         top1_fallback=top1_fallback, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
+        members=[{"head": h.config.as_dict(), "weight": float(h.ensemble_weight)} for h in trained.heads]
+        if any(hasattr(h, "ensemble_weight") for h in trained.heads) else [],
         no_caption_thresholds=[] if trained.no_caption_thresholds is None else [float(t) for t in trained.no_caption_thresholds],
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

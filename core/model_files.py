@@ -45,6 +45,9 @@ class ClassifierInfo:
     # how to read machine-written captions, chosen on validation (core.caption_trust): weight of
     # the fused prediction against the photo alone, thresholds, scores; empty: read as typed ones
     generated_captions: dict[str, Any] = field(default_factory=dict)
+    # per ensemble member {"head": config, "weight": w} when members differ (a blend of rungs);
+    # empty: every member is built from `head` and weighs the same
+    members: list[dict[str, Any]] = field(default_factory=list)
 
     def quality(self) -> tuple[str, dict[str, Any]]:
         """The score to show the person: ("held-out", report) when a held-out part was scored,
@@ -143,7 +146,9 @@ def load_head_weights(folder: Path, info: ClassifierInfo) -> dict[str, Any]:
         raise ModelError(f"{path} is damaged: {exc}") from exc
 
 
-def head_config(info: ClassifierInfo) -> HeadConfig:
+def head_config(info: ClassifierInfo, member: int = 0) -> HeadConfig:
+    if info.members:
+        return HeadConfig(**info.members[member]["head"])
     return HeadConfig(**info.head)
 
 

@@ -79,12 +79,15 @@ def _loss_fn(config: TrainConfig, targets: np.ndarray) -> Any:
 
 
 def predict_heads(heads: list[Any], image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
-    """Average of the ensemble's sigmoid outputs."""
+    """Average of the ensemble's sigmoid outputs, each head weighted by its `ensemble_weight`
+    (1 unless set: a blend of a linear and an MLP rung weighs the two kinds alike)."""
     import torch
 
+    weights = np.array([float(getattr(h, "ensemble_weight", 1.0)) for h in heads], np.float32)
     with torch.inference_mode():
         x_i, x_t, x_c = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (image, text, has_caption))
-        total = torch.stack([torch.sigmoid(h.eval()(x_i, x_t, x_c)) for h in heads]).mean(0)
+        stacked = torch.stack([torch.sigmoid(h.eval()(x_i, x_t, x_c)) for h in heads])
+        total = (stacked * torch.from_numpy(weights / weights.sum()).view(-1, 1, 1)).sum(0)
         return np.asarray(total.numpy())
 
 
@@ -130,7 +133,7 @@ def train_head(
         val_sentence = val_t[1][:, :dense_cols].contiguous()
     truth_val = data.targets[val_idx].astype(bool)
     mean = train_t[0].mean(0)
-    std = train_t[0].std(0).clamp(min=1e-3)
+    std = train_t[0].std(0).clamp(min=1e-3) if len(train_idx) > 1 else torch.ones(data.image.shape[1])
     sentence_dim = data.text.shape[1] - data.words_dim
     captioned = train_t[1][train_t[2] > 0, :sentence_dim]
     text_mean = captioned.mean(0) if len(captioned) else torch.zeros(sentence_dim)

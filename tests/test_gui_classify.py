@@ -66,3 +66,32 @@ def test_turning_the_fallback_off_decides_again_and_leaves_other_things_unlabell
                     timeout=240_000)
     assert project.effective_labels(ids["chelsea.jpg"]) == ["cat"]
     assert not project.store.predictions()[ids["rocket.jpg"]]["person"][1]  # decided again in the store too
+
+
+def test_confirmations_retrain_in_the_background_and_n_goes_to_the_least_sure_photo(qtbot, window, sample_folder):
+    """After `retrain_every` newly decided photos a model is trained from them by itself, made
+    active, and the photos are decided again; N then selects an undecided photo."""
+    from gui import review
+
+    window.settings.prefer_gpu = False
+    window.settings.retrain_every = 2
+    errors_before = len(window_errors())
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    with qtbot.waitSignal(window.jobs.classify().finished, timeout=240_000):
+        pass
+    project = window.project
+    ids = project.store.image_ids_by_relpath()
+    review.set_label(project, [ids["chelsea.jpg"]], "cat", True)
+    assert project.get_active_model() is None and not window.jobs.training_running  # one photo: not yet
+    review.set_label(project, [ids["astronaut.jpg"]], "person", True)
+    assert window.jobs.training_running
+    qtbot.waitUntil(lambda: project.get_active_model() is not None and not window.jobs.queue.busy, timeout=240_000)
+    assert len(window_errors()) == errors_before, window_errors()
+    active = project.get_active_model()
+    assert active.parent == project.models_dir() and (active / "model.json").is_file()
+    version = window.jobs.model_versions()[-1][0]
+    assert {v for v in project.store.prediction_inputs(version)} == set(ids.values())  # decided again
+    window.next_to_label()
+    chosen = window.selected_ids()
+    assert len(chosen) == 1 and chosen[0] in {ids["coffee.jpg"], ids["rocket.jpg"]}
