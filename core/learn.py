@@ -125,7 +125,7 @@ def learn(
             metrics["holdout"] = _holdout_metrics(trained, data, hold_idx)
         split_record = dict(split.__dict__)
         config_record = dict(config.__dict__)
-    tensors = {f"m{m}.{k}": v for m, head in enumerate(trained.heads) for k, v in head.state_dict().items()}
+    tensors, members = ensemble_tensors(trained.heads)
     version = _version(tensors)
     info = ClassifierInfo(
         version=version, labels=data.labels, thresholds=[float(t) for t in trained.thresholds],
@@ -133,8 +133,7 @@ def learn(
         top1_fallback=top1_fallback, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
-        members=[{"head": h.config.as_dict(), "weight": float(h.ensemble_weight)} for h in trained.heads]
-        if any(hasattr(h, "ensemble_weight") for h in trained.heads) else [],
+        members=members,
         no_caption_thresholds=[] if trained.no_caption_thresholds is None else [float(t) for t in trained.no_caption_thresholds],
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -147,6 +146,16 @@ def learn(
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
     return LearnResult(out_dir, info, [])
+
+
+def ensemble_tensors(heads: list[object]) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """The weights of every member under `m{i}.`, and the per-member head configs and weights
+    (`ClassifierInfo.members`) when the members differ, as a blend of rungs does."""
+    tensors = {f"m{m}.{k}": v for m, head in enumerate(heads) for k, v in head.state_dict().items()}  # type: ignore[attr-defined]
+    if not any(hasattr(h, "ensemble_weight") for h in heads):
+        return tensors, []
+    return tensors, [{"head": h.config.as_dict(), "weight": float(getattr(h, "ensemble_weight", 1.0))}  # type: ignore[attr-defined]
+                     for h in heads]
 
 
 def with_caption_words(data: TrainingData, vocabulary: list[str]) -> TrainingData:

@@ -113,3 +113,26 @@ def test_split_flag_keeps_a_held_out_part(comp_slice: Path, tmp_path: Path, flag
                  "--out", str(out), "--epochs", "4", *flag]) == 0
     info = read_info(out)
     assert info.quality()[0] == "held-out" and info.training["holdout"] > 0
+
+
+def test_a_blend_of_rungs_saves_and_loads_with_its_weights(tmp_path: Path) -> None:
+    """A linear head and MLP heads in one model folder: Classifier rebuilds each member with its
+    own kind and weight and predicts exactly what the trained blend did."""
+    from core.ladder import Rung, default_rungs, fit_rung
+    from core.learn import ensemble_tensors
+    from core.model_files import ClassifierInfo, save_classifier
+
+    data = separable(80, rare=10)
+    linear, mlp = default_rungs(80)[1], default_rungs(80)[-1]
+    heads = run_to_end(fit_rung(data, np.arange(80), Rung("blend", "blend", parts=(linear, mlp)), ensemble=2))
+    assert [h.config.kind for h in heads] == ["linear", "mlp", "mlp"]
+    assert [h.ensemble_weight for h in heads] == [0.5, 0.25, 0.25]
+    tensors, members = ensemble_tensors(heads)
+    info = ClassifierInfo(version="test-blend", labels=data.labels, thresholds=[0.5] * 3, global_threshold=0.5,
+                          threshold_mode="global", top1_fallback=False, image_encoder="efficientnet_lite0",
+                          text_encoder="minilm_l6", image_key="i", text_key="t", head=heads[0].config.as_dict(),
+                          ensemble=len(heads), members=members)
+    save_classifier(tmp_path, info, tensors)
+    loaded = Classifier(tmp_path)
+    expected = predict_heads(heads, data.image, data.text, data.has_caption)
+    assert np.allclose(loaded.predict(data.image, data.text, data.has_caption), expected, atol=1e-6)
