@@ -3,7 +3,9 @@
 1. bare: the two ONNX encoders on pre-decoded, pre-tokenised batches (the ceiling);
 2. pipeline: `classify_project` on a fresh project (decode, encode, head, store writes);
 3. naive: one photo at a time in torch (decode, encoder, sentence encoder, head).
-Usage: python -m bench.bench_classify [N]
+4. with a second model folder: the same pipeline with that model, on a fresh project (how a
+   new head changes throughput, side by side).
+Usage: python -m bench.bench_classify [N] [OTHER_MODEL_DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from core.store import ProjectStore
 from core.sync import sync_folder
 
 
-def main(count: int = 512) -> None:
+def main(count: int = 512, other: Path | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="tagline-bench-"))
     folder, truth = holdout_folder(work / "photos", count)
     import csv
@@ -54,12 +56,22 @@ def main(count: int = 512) -> None:
     report = run_to_end(classify_project(store, classifier, encoders, batch_size=32))
     pipeline = report.classified / (time.perf_counter() - start)
 
+    other_rate = None
+    if other is not None:
+        other_store = ProjectStore(folder, work / "other.db")
+        run_to_end(sync_folder(other_store))
+        other_store.set_captions([(i, captions[r]) for r, i in other_store.image_ids_by_relpath().items()], "imported")
+        start = time.perf_counter()
+        other_report = run_to_end(classify_project(other_store, Classifier(other), encoders, batch_size=32))
+        other_rate = other_report.classified / (time.perf_counter() - start)
     naive_n = min(64, len(names))
     naive = naive_loop(folder, names[:naive_n], texts[:naive_n], classifier)
     print(f"photos: {len(names)} (naive loop: {naive_n}); provider {encoders.image.provider}")
     print(f"bare onnxruntime encoders: {bare:7.1f} img/s")
     print(f"tagline classify pipeline: {pipeline:7.1f} img/s  = {pipeline / bare:.2f}x bare")
     print(f"naive torch, one by one:   {naive:7.1f} img/s  -> pipeline is {pipeline / naive:.1f}x naive")
+    if other_rate is not None:
+        print(f"pipeline with {other}: {other_rate:7.1f} img/s -> the default model runs at {pipeline / other_rate:.2f}x its speed")
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -84,4 +96,4 @@ def naive_loop(folder: Path, names: list[str], texts: list[str], classifier: Cla
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 512)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 512, Path(sys.argv[2]) if len(sys.argv) > 2 else None)

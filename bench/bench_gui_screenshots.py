@@ -121,19 +121,14 @@ def main(out_dir: Path) -> int:
                                            for n, names in labels.items() for lab in names])
         window.project.reload()
         window.settings.train_epochs = 30
-        taken: list[bool] = []
-
         def on_progress(step: object) -> None:
-            if getattr(step, "stage", "") == "train" and step.extra.get("epoch") == 3 and not taken:  # type: ignore[attr-defined]
-                taken.append(True)
-                app.processEvents()
-                save(window, out_dir / "training.png")
+            app.processEvents()
 
         handle = window.jobs.train()
         handle.progress.connect(on_progress)
         wait(app, lambda: not window.jobs.queue.busy)
-        if not taken:
-            save(window, out_dir / "training.png")
+        app.processEvents()
+        save(window, out_dir / "training.png")  # few photos: the cross-validated score and per-label table
 
     project = window.project
     dialog = ExportDialog(project.folder, list(project.order), window.model.ids(), window.selected_ids(), window)

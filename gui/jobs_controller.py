@@ -31,6 +31,7 @@ class JobsController(QObject):
         self.device = ""
         self.decided_since_training = 0  # photos newly confirmed since the last training started
         self.training_running = False
+        self._ladder_step = ""  # what cross-validation is doing, for the training view's title
         window.training.train_requested.connect(self.train)
         window.training.activate_requested.connect(self.activate_model)
 
@@ -175,7 +176,10 @@ class JobsController(QObject):
 
     def _on_train_progress(self, step: Progress) -> None:
         if step.stage == "train" and "train_loss" in step.extra:
-            self.window.training.on_epoch(step.extra)
+            self.window.training.on_epoch(step.extra, self._ladder_step)
+        elif step.stage == "cross-validate":
+            self._ladder_step = step.message
+            self.window.training.on_epoch({}, step.message)
 
     def _on_trained(self, automatic: bool, result: Any) -> None:
         self.activate_model(result.model_dir)

@@ -140,7 +140,13 @@ class TrainingView(QWidget):
         self.chart.clear()
         self.chart.title = "Training…"
 
-    def on_epoch(self, extra: dict[str, Any]) -> None:
+    def on_epoch(self, extra: dict[str, Any], message: str = "") -> None:
+        """An epoch on the fixed split (loss and validation F1 plotted), or a step of
+        cross-validation on few photos (no validation part: the title says what runs)."""
+        if "val_samples_f1" not in extra:
+            self.chart.title = f"Training on every labelled photo: {message}" if message else "Cross-validating…"
+            self.chart.update()
+            return
         self.chart.title = f"Training: model {int(extra.get('member', 0)) + 1}, epoch {extra.get('epoch')}"
         self.chart.add_point(float(extra["train_loss"]), float(extra["val_samples_f1"]))
 
