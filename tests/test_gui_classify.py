@@ -26,6 +26,15 @@ def test_classify_all_streams_results_into_the_gallery(qtbot, window, sample_fol
     qtbot.waitUntil(lambda: not window.jobs.queue.busy)
 
 
+def open_and_classify(qtbot, window, folder):
+    """Open the four sample photos, classify them with the active model; (project, ids by name)."""
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    with qtbot.waitSignal(window.jobs.classify().finished, timeout=240_000):
+        pass
+    return window.project, window.project.store.image_ids_by_relpath()
+
+
 def window_errors():
     from gui import errors
 
@@ -53,12 +62,7 @@ def test_turning_the_fallback_off_decides_again_and_leaves_other_things_unlabell
     """Model > Always give the most likely label: unticked, the photos of things outside the
     vocabulary (a rocket) lose their forced label; the cat keeps hers."""
     window.settings.prefer_gpu = False
-    window.open_folder(sample_folder)
-    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
-    with qtbot.waitSignal(window.jobs.classify().finished, timeout=240_000):
-        pass
-    project = window.project
-    ids = project.store.image_ids_by_relpath()
+    project, ids = open_and_classify(qtbot, window, sample_folder)
     assert project.effective_labels(ids["rocket.jpg"])  # the fallback gave it one
     window.a_fallback.trigger()  # untick
     assert window.settings.top1_fallback is False and not window.a_fallback.isChecked()
@@ -76,12 +80,7 @@ def test_confirmations_retrain_in_the_background_and_n_goes_to_the_least_sure_ph
     window.settings.prefer_gpu = False
     window.settings.retrain_every = 2
     errors_before = len(window_errors())
-    window.open_folder(sample_folder)
-    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
-    with qtbot.waitSignal(window.jobs.classify().finished, timeout=240_000):
-        pass
-    project = window.project
-    ids = project.store.image_ids_by_relpath()
+    project, ids = open_and_classify(qtbot, window, sample_folder)
     review.set_label(project, [ids["chelsea.jpg"]], "cat", True)
     assert project.get_active_model() is None and not window.jobs.training_running  # one photo: not yet
     review.set_label(project, [ids["astronaut.jpg"]], "person", True)
