@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_caption)
 
     sub = folder_verb("suggest", "The photos to confirm next: those the model is least sure of (a simulated person "
-                                 "labelling in rounds learnt fastest this way; docs/benchmarks.md).")
+                                 "labelling in rounds learnt a little faster this way than at random; docs/benchmarks.md).")
     sub.add_argument("-n", type=int, default=50, help="how many photos (default 50)")
     sub.add_argument("--model", help="model folder (default: the bundled model)")
     sub.add_argument("--strategy", choices=["uncertain", "diverse", "random"], default="uncertain")
