@@ -56,7 +56,8 @@ class CurveChart(QWidget):
         painter.setPen(QPen(QColor(150, 150, 150), 1))
         painter.drawRect(plot)
         painter.setPen(self.palette().text().color())
-        painter.drawText(QRectF(0, 4, self.width(), 20), Qt.AlignmentFlag.AlignCenter, self.title)
+        title = painter.fontMetrics().elidedText(self.title, Qt.TextElideMode.ElideRight, self.width() - 8)
+        painter.drawText(QRectF(0, 4, self.width(), 20), Qt.AlignmentFlag.AlignCenter, title)
         if not self.loss:
             return
         top_loss = max(self.loss) * 1.1 or 1.0
@@ -144,7 +145,7 @@ class TrainingView(QWidget):
         """An epoch on the fixed split (loss and validation F1 plotted), or a step of
         cross-validation on few photos (no validation part: the title says what runs)."""
         if "val_samples_f1" not in extra:
-            self.chart.title = f"Training on every labelled photo: {message}" if message else "Cross-validating…"
+            self.chart.title = f"Cross-validation: {message}" if message else "Cross-validating…"
             self.chart.update()
             return
         self.chart.title = f"Training: model {int(extra.get('member', 0)) + 1}, epoch {extra.get('epoch')}"
