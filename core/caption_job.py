@@ -126,21 +126,12 @@ def caption_project(
 
 def write_caption_csv(store: ProjectStore, path: Path, image_ids: Iterable[int] | None = None) -> int:
     """`ImageID,Caption,Source` for every captioned image (or those of `image_ids`)."""
-    import csv
-    import io
+    from core.exporting import atomic_write_text, check_output_path, csv_text
 
-    from core.exporting import atomic_write_text, neutralise_formula
-
+    check_output_path(store, path)
     captions = store.captions()
     wanted = set(image_ids) if image_ids is not None else None
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["ImageID", "Caption", "Source"])
-    count = 0
-    for record in store.images():
-        if record.id in captions and (wanted is None or record.id in wanted):
-            text, source = captions[record.id]
-            writer.writerow([neutralise_formula(record.relpath), neutralise_formula(text), source])
-            count += 1
-    atomic_write_text(path, buffer.getvalue())
-    return count
+    rows = [[record.relpath, *captions[record.id]] for record in store.images()
+            if record.id in captions and (wanted is None or record.id in wanted)]
+    atomic_write_text(path, csv_text(["ImageID", "Caption", "Source"], rows))
+    return len(rows)

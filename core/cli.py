@@ -97,6 +97,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     classifier = Classifier(args.model, top1_fallback=False if args.no_fallback else None)
     store = _open_store(args)
+    if args.out:  # before minutes of work: never over the truth file, the database or a photo
+        from core.exporting import check_output_path
+
+        check_output_path(store, Path(args.out), [Path(args.captions)] if args.captions else [])
     rejected = _import_captions(args, store, with_labels=False)
     caption_failures: list[tuple[str, str]] = []
     if args.caption_missing:  # photos without a caption get a generated one first, and it is read
@@ -128,6 +132,10 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
     captioner = load_captioner(args.model, prefer_gpu=not args.cpu, style=args.style)
     store = _open_store(args)
+    if args.out:
+        from core.exporting import check_output_path
+
+        check_output_path(store, Path(args.out))
     report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
     _warn_skipped(report.failures)
     rate = report.captioned / report.seconds if report.seconds else 0.0
@@ -189,16 +197,11 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     store = _open_store(args)
     suggestions = drive(suggest_next(store, classifier, args.n, args.strategy, args.cancel), args.quiet)
     if args.out:
-        import csv
-        import io
+        from core.exporting import atomic_write_text, check_output_path, csv_text
 
-        from core.exporting import atomic_write_text, neutralise_formula
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["ImageID", "Uncertainty"])
-        writer.writerows([neutralise_formula(s.relpath), f"{s.uncertainty:.3f}"] for s in suggestions)
-        atomic_write_text(Path(args.out), buffer.getvalue())
+        check_output_path(store, Path(args.out))
+        atomic_write_text(Path(args.out), csv_text(["ImageID", "Uncertainty"],
+                                                   ([s.relpath, f"{s.uncertainty:.3f}"] for s in suggestions)))
         _info(args, f"wrote {len(suggestions)} photos to label next to {args.out}")
     else:
         for suggestion in suggestions:

@@ -36,6 +36,36 @@ def neutralise_formula(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_PREFIXES) else cell
 
 
+def csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
+    """CSV text every Tagline export writes: each cell guarded against formulas, and a bare
+    carriage return made a line feed first. Python's writer (lines ending in "\n") leaves a cell
+    holding only "\r" unquoted, so a reader splits the record there and the text after it starts
+    a new row, unguarded (`A man\r=cmd|...`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([neutralise_formula(c.replace("\r\n", "\n").replace("\r", "\n")) for c in row])
+    return buffer.getvalue()
+
+
+def check_output_path(store: ProjectStore, path: Path, inputs: Iterable[Path] = ()) -> None:
+    """Refuse to write an export over the project's own database (or its journal) or a photo of
+    the folder, or over a file the same command reads (`inputs`, such as the captions CSV)."""
+    target = Path(path).resolve()
+    database = store.db_path.resolve()
+    if target.parent == database.parent and target.name.startswith(database.name):
+        raise TaglineError(f"{path} is the project's own database; write the export somewhere else")
+    if any(target == Path(i).resolve() for i in inputs):
+        raise TaglineError(f"{path} is also this command's input; write the output to another file")
+    try:
+        relative = target.relative_to(store.folder.resolve()).as_posix()
+    except ValueError:
+        return
+    if relative in store.image_ids_by_relpath():
+        raise TaglineError(f"{path} is one of the folder's photos; write the export somewhere else")
+
+
 def collect_rows(
     store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False
 ) -> list[ExportRow]:
@@ -83,22 +113,23 @@ def export_csv(
     if label_ids and any(lab.external_id is None for lab in labels):
         missing = [lab.name for lab in labels if lab.external_id is None]
         raise TaglineError(f"labels without an id cannot be written as ids: {', '.join(missing)}")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    check_output_path(store, path)
     names = [lab.name for lab in labels]
-    writer.writerow(["ImageID", "Labels", "Caption", *([f"p_{n}" for n in names] if probabilities else [])])
+    header = ["ImageID", "Labels", "Caption", *([f"p_{n}" for n in names] if probabilities else [])]
+    lines = []
     for row in rows:
         shown = [ids[n] if label_ids else n for n in row.labels]
         cells = [row.relpath, " ".join(shown) if label_ids else ";".join(shown), row.caption]
         if probabilities:
             cells += [f"{row.probabilities[n]:.4f}" if n in row.probabilities else "" for n in names]
-        writer.writerow([neutralise_formula(c) for c in cells])
-    atomic_write_text(path, buffer.getvalue())
+        lines.append(cells)
+    atomic_write_text(path, csv_text(header, lines))
     return len(rows)
 
 
 def export_json(store: ProjectStore, path: Path, rows: list[ExportRow] | None = None) -> int:
     rows = collect_rows(store) if rows is None else rows
+    check_output_path(store, path)
     payload = [
         {"image": r.relpath, "labels": r.labels, "caption": r.caption, "caption_source": r.caption_source,
          "probabilities": r.probabilities, "confirmed": r.confirmed}

@@ -151,3 +151,40 @@ def test_generated_captions_are_not_read_unless_asked(sample_folder: Path) -> No
     assert store.predictions()[cat_id] == photo_only
     run_to_end(classify_project(store, classifier, use_generated_captions=True))
     assert store.predictions()[cat_id]["bus"][0] > photo_only["bus"][0]
+
+
+def test_a_bare_carriage_return_cannot_split_a_record_or_smuggle_a_formula(sample_folder: Path, tmp_path: Path) -> None:
+    """Python's csv writer leaves a cell holding only "\\r" unquoted; a reader then starts a new
+    record after it, unguarded. Every export turns a bare CR into a line feed, so the cell is
+    quoted and stays one cell."""
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    ids = store.image_ids_by_relpath()
+    store.set_caption(ids["coffee.jpg"], "A man on a horse\r=cmd|' /C calc'!A0", "typed")
+    store.close()
+    for argv in (["export", str(sample_folder), "--out"], ["caption", str(sample_folder), "--out"]):
+        out = tmp_path / f"{argv[0]}.csv"
+        assert main(["-q", *argv, str(out)]) in (0, 1)
+        with open(out, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        assert all(not cell.startswith("=") for row in rows for cell in row)
+        assert sum(1 for row in rows if row and row[0] == "coffee.jpg") == 1
+        caption = next(row for row in rows if row[0] == "coffee.jpg")[1 if argv[0] == "caption" else 2]
+        assert caption == "A man on a horse\n=cmd|' /C calc'!A0"
+
+
+def test_outputs_never_overwrite_the_database_a_photo_or_the_input(sample_folder: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    truth = tmp_path / "truth.csv"
+    truth.write_bytes(CAPTIONS.read_bytes())
+    database = sample_folder / ".tagline" / "project.db"
+    for argv in (["export", str(sample_folder), "--out", str(database)],
+                 ["export", str(sample_folder), "--out", str(sample_folder / "rocket.jpg")],
+                 ["classify", str(sample_folder), "--captions", str(truth), "--out", str(truth)]):
+        before = {p: p.read_bytes() for p in (sample_folder / "rocket.jpg", truth)}
+        assert main(["-q", *argv]) == 2
+        assert "write" in capsys.readouterr().err
+        assert all(p.read_bytes() == data for p, data in before.items())
+        with ProjectStore(sample_folder) as store:  # the database is still the project's
+            assert store.integrity_ok() and len(store.images()) == 4
+    assert main(["-q", "export", str(sample_folder), "--out", str(tmp_path / "fine.csv")]) == 0
