@@ -224,13 +224,29 @@ def _external_ids(names: list[str], label_map: dict[str, str] | None) -> list[st
     return [reverse.get(n) for n in names]
 
 
+SIDECAR_MAX_BYTES = 64 * 1024  # a caption, not a file someone linked there
+
+
 def read_sidecar_captions(store: ProjectStore) -> dict[int, str]:
-    """Captions from `photo.txt` beside `photo.jpg` (the kohya / TagGUI convention)."""
+    """Captions from `photo.txt` beside `photo.jpg` (the kohya / TagGUI convention). Only a
+    regular file, not a link, inside the folder and under `SIDECAR_MAX_BYTES` is read: a link
+    could leak a file from elsewhere into exports, point at /dev/zero, or a FIFO hang the run."""
+    import os
+    import stat
+
     found: dict[int, str] = {}
+    root = store.folder.resolve()
     for record in store.images():
         sidecar = (store.folder / record.relpath).with_suffix(".txt")
         try:
-            text = sidecar.read_text(encoding="utf-8").strip()
+            info = os.lstat(sidecar)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > SIDECAR_MAX_BYTES:
+                continue
+            if not sidecar.resolve().is_relative_to(root):  # a linked folder on the way
+                continue
+            fd = os.open(sidecar, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as handle:
+                text = handle.read(SIDECAR_MAX_BYTES + 1).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError):
             continue
         if text:

@@ -82,3 +82,27 @@ def test_the_real_comp5329_file_loses_no_row() -> None:
     assert len(result.rows) == 18000 and result.rejected == []
     label_map = load_label_map(ROOT / "resources" / "label_maps" / "comp5329.json")
     assert all(t in label_map for row in result.rows for t in split_labels(row.labels[0]))
+
+
+def test_sidecars_are_read_only_from_regular_files_inside_the_folder(sample_folder: Path, tmp_path: Path) -> None:
+    """A `photo.txt` that links outside the folder, to /dev/zero, or is a FIFO, or is huge, is
+    not read (no leak into exports, no memory blow-up, no hang); a plain one is."""
+    import os
+
+    from core.captions_io import SIDECAR_MAX_BYTES, read_sidecar_captions
+    from core.progress import run_to_end
+    from core.store import ProjectStore
+    from core.sync import sync_folder
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the neighbour's diary", encoding="utf-8")
+    (sample_folder / "astronaut.txt").symlink_to(secret)
+    (sample_folder / "rocket.txt").symlink_to("/dev/zero")
+    os.mkfifo(sample_folder / "coffee.txt")
+    (sample_folder / "chelsea.txt").write_text("a cat on a floor\n", encoding="utf-8")
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    ids = store.image_ids_by_relpath()
+    assert read_sidecar_captions(store) == {ids["chelsea.jpg"]: "a cat on a floor"}
+    (sample_folder / "chelsea.txt").write_bytes(b"x" * (SIDECAR_MAX_BYTES + 1))
+    assert read_sidecar_captions(store) == {}
