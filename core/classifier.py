@@ -12,6 +12,7 @@ import numpy as np
 
 from core.caption_words import bag_of_words
 from core.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
+from core.errors import ModelError
 from core.fusion_head import create_head
 from core.metrics import decide
 from core.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
@@ -36,7 +37,11 @@ class Classifier:
         for member in range(self.info.ensemble):
             head = create_head(head_config(self.info, member))
             prefix = f"m{member}."
-            head.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+            try:
+                head.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"the weights in {self.folder} do not match its model.json (head {member + 1} of "
+                                 f"{self.info.ensemble}): {str(exc).splitlines()[0]}") from exc
             if self.info.members:
                 head.ensemble_weight = float(self.info.members[member]["weight"])
             self.heads.append(head.eval())

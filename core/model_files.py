@@ -129,9 +129,52 @@ def read_info(folder: Path) -> ClassifierInfo:
     if meta.pop("format", None) != FORMAT_VERSION:
         raise ModelError(f"{path} has an unknown format; this Tagline reads format {FORMAT_VERSION}")
     try:
-        return ClassifierInfo(**meta)
+        info = ClassifierInfo(**meta)
     except TypeError as exc:
         raise ModelError(f"{path} is incomplete: {exc}") from exc
+    problem = _inconsistency(info)
+    if problem:
+        raise ModelError(f"{path} is not a valid Tagline model: {problem}")
+    return info
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0
+
+
+def _inconsistency(info: ClassifierInfo) -> str:
+    """What makes this metadata unusable, in words (empty when it is sound): model.json may
+    come from anyone, and each of these used to end in a traceback."""
+    labels = info.labels
+    if not isinstance(labels, list) or not labels or not all(isinstance(n, str) and n for n in labels):
+        return "labels must be a non-empty list of names"
+    if len(set(labels)) != len(labels):
+        return "label names repeat"
+    if not isinstance(info.ensemble, int) or isinstance(info.ensemble, bool) or not 1 <= info.ensemble <= 64:
+        return f"ensemble must be a whole number from 1 to 64, not {info.ensemble!r}"
+    if not isinstance(info.thresholds, list) or len(info.thresholds) != len(labels) or not all(map(_number, info.thresholds)):
+        return f"thresholds must be {len(labels)} numbers between 0 and 1"
+    if not _number(info.global_threshold):
+        return f"global_threshold must be a number between 0 and 1, not {info.global_threshold!r}"
+    if info.no_caption_thresholds and (len(info.no_caption_thresholds) != len(labels)
+                                       or not all(map(_number, info.no_caption_thresholds))):
+        return f"no_caption_thresholds must be empty or {len(labels)} numbers between 0 and 1"
+    if info.threshold_mode not in ("global", "per_label"):
+        return f"threshold_mode must be global or per_label, not {info.threshold_mode!r}"
+    if info.members and len(info.members) != info.ensemble:
+        return f"members lists {len(info.members)} heads but ensemble is {info.ensemble}"
+    for head in [info.head, *(m.get("head", {}) if isinstance(m, dict) else {} for m in info.members)]:
+        try:
+            config = HeadConfig(**head)
+        except TypeError as exc:
+            return f"head: {exc}"
+        if config.kind not in ("mlp", "linear"):
+            return f"head kind must be mlp or linear, not {config.kind!r}"
+        if config.num_labels != len(labels):
+            return f"the head predicts {config.num_labels} labels but {len(labels)} are named"
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (config.image_dim, config.text_dim, config.hidden)):
+            return "head sizes must be positive whole numbers"
+    return ""
 
 
 def load_head_weights(folder: Path, info: ClassifierInfo) -> dict[str, Any]:

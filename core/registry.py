@@ -129,6 +129,12 @@ def image_spec(name: str, base_dir: Path | None = None) -> ImageEncoderSpec:
         path = Path(weights) if weights else None
         if path is not None and not path.is_absolute() and base_dir is not None:
             path = base_dir / path
+        if base_dir is not None:  # named by a model folder, perhaps someone else's: no download, no escape
+            if path is None:
+                raise ModelError(f"the model in {base_dir} names {name!r} without a weights file; a model folder must "
+                                 f"carry its backbone's weights (Tagline downloads only when you name timm:MODEL yourself)")
+            if not path.resolve().is_relative_to(Path(base_dir).resolve()):
+                raise ModelError(f"the model in {base_dir} points at weights outside its folder ({weights}); refused")
         spec = timm_image_spec(timm_name, path)
         return _IMAGE.setdefault(name, spec)
     raise ModelError(

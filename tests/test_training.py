@@ -137,3 +137,38 @@ def test_photos_without_a_caption_are_decided_with_their_own_thresholds() -> Non
     decided = decide(probs, rows, top1_fallback=False)
     assert decided[:, 0].tolist() == [False, True]  # captioned: 0.55 < 0.6; without caption: 0.55 >= 0.5
     assert replace(info, no_caption_thresholds=[]).row_thresholds(np.zeros(2, np.float32))[0, 0] == np.float32(0.6)
+
+
+def test_a_hostile_or_broken_model_json_is_refused_with_a_message(tmp_path: Path, capsys) -> None:
+    """Someone else's model folder: wrong counts, odd types, a backbone to download or weights
+    outside the folder end in one clear message and exit 2, never a traceback or a download."""
+    import shutil
+
+    import pytest
+
+    from core.model_files import default_model_dir
+
+    def broken(name: str, change) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(default_model_dir(), folder)
+        meta = json.loads((folder / "model.json").read_text())
+        change(meta)
+        (folder / "model.json").write_text(json.dumps(meta))
+        return folder
+
+    cases = {
+        "ensemble 0": (lambda m: m.update(ensemble=0), "ensemble must be"),
+        "ensemble 4": (lambda m: m.update(ensemble=len(m.get("members") or []) + 9), "do not match"),
+        "string threshold": (lambda m: m.update(global_threshold="high"), "global_threshold"),
+        "label count": (lambda m: m.update(labels=m["labels"][:-1], thresholds=m["thresholds"][:-1],
+                                           no_caption_thresholds=[]), "labels but"),
+        "head kind": (lambda m: m["head"].update(kind="forest"), "head kind"),
+        "download": (lambda m: m.update(image_encoder="timm:resnet18"), "without a weights file"),
+        "escape": (lambda m: m.update(image_encoder="timm:resnet18@../../etc/passwd"), "outside its folder"),
+    }
+    for name, (change, message) in cases.items():
+        folder = broken(name.replace(" ", "-"), change)
+        with pytest.raises(ModelError, match=message):
+            Classifier(folder).encoders()
+        assert main(["-q", "info", "--model", str(folder)]) == 2 or name in ("download", "escape")
+        assert "Traceback" not in capsys.readouterr().err
