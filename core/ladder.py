@@ -178,7 +178,7 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
 
     def consider(rung: Rung, probs: np.ndarray) -> None:
         for fallback in (True, False):
-            threshold, score = _best_threshold(truth, probs, fallback)
+            threshold, score = best_global_threshold(truth, probs, fallback)
             scores[f"{rung.name}{'' if fallback else ' (no fallback)'}"] = score
             if rung.kind not in found or score > found[rung.kind][0] + 1e-9:
                 found[rung.kind] = (score, rung, threshold, fallback, probs)
@@ -205,14 +205,6 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     )
     yield Progress("cross-validate", len(rungs), len(rungs), message=f"chose {rung.name}: {score:.3f}")
     return rung, report
-
-
-def _best_threshold(truth: np.ndarray, probs: np.ndarray, fallback: bool) -> tuple[float, float]:
-    if fallback:
-        return best_global_threshold(truth, probs)
-    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    values = [samples_f1(truth, decide(probs, t, top1_fallback=False)) for t in grid]
-    return float(grid[int(np.argmax(values))]), float(max(values))
 
 
 def train_small(data: TrainingData, seed: int = 0, cancel: CancelToken | None = None,

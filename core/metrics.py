@@ -79,10 +79,12 @@ def evaluate(truth: np.ndarray, predicted: np.ndarray, names: list[str]) -> Repo
     )
 
 
-def best_global_threshold(truth: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
-    """The single threshold that maximises samples F1 (with top-1 fallback) on this split."""
+def best_global_threshold(truth: np.ndarray, probabilities: np.ndarray,
+                          top1_fallback: bool = True) -> tuple[float, float]:
+    """The single threshold that maximises samples F1 on this split (deciding with or without
+    the top-1 fallback) and that score."""
     grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    scores = [samples_f1(truth, decide(probabilities, t)) for t in grid]
+    scores = [samples_f1(truth, decide(probabilities, t, top1_fallback)) for t in grid]
     best = int(np.argmax(scores))
     return float(grid[best]), float(scores[best])
 

@@ -112,8 +112,3 @@ def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strat
     picked = choose(strategy, n, labelled, probabilities, thresholds, features, seed) if records else np.zeros(0, int)
     doubt = uncertainty(probabilities, thresholds) if records else np.zeros(0, np.float32)
     return [Suggestion(records[i].id, records[i].relpath, float(doubt[i])) for i in picked]
-
-
-def ranked(ids: Sequence[int], scores: np.ndarray) -> list[int]:
-    """Image ids, most worth labelling first."""
-    return [ids[i] for i in np.argsort(-scores, kind="stable")]
