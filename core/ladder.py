@@ -19,7 +19,7 @@ from core.errors import TaglineError
 from core.fusion_head import HeadConfig, create_linear_head
 from core.metrics import best_global_threshold, decide, evaluate, samples_f1
 from core.progress import CancelToken, Job, Progress
-from core.training import TrainConfig, TrainedHead, TrainingData, predict_heads, train_head
+from core.training import TrainConfig, TrainedHead, TrainingData, input_statistics, make_loss, predict_heads, train_head
 
 CV_LIMIT = 3000  # below this many labelled photos, cross-validate on all of them
 RARE = 3  # a label with fewer positives than this is reported as too rare to learn reliably
@@ -88,19 +88,15 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
     image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
                             for a in (data.image, data.text, data.has_caption, data.targets))
     head = create_linear_head(HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear"))
-    head.image_mean.copy_(image.mean(0))
-    head.image_std.copy_(image.std(0).clamp(min=1e-3) if len(idx) > 1 else torch.ones(image.shape[1]))
-    captioned = text[flag > 0]
-    if len(captioned) > 1:
-        head.text_mean.copy_(captioned.mean(0))
-        head.text_std.copy_(captioned.std(0).clamp(min=1e-3))
     with torch.no_grad():
         if start is not None:
             head.load_state_dict(start.state_dict())
+        else:
+            for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
+                                     input_statistics(image, text, flag, text.shape[1])):
+                buffer.copy_(value)
         features = head.features(image, text, flag)
-    positives = y.sum(0).clamp(min=1)
-    weight = torch.sqrt((len(y) - positives) / positives).clamp(1.0, 20.0)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+    loss_fn = make_loss("weighted_bce", data.targets[idx])
     optimizer = torch.optim.LBFGS(head.linear.parameters(), lr=1, max_iter=max_iter, history_size=10,
                                   line_search_fn="strong_wolfe", tolerance_change=1e-7)
 

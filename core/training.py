@@ -60,14 +60,16 @@ class TrainedHead:
     no_caption_thresholds: np.ndarray | None = None  # per label, for photos without a caption
 
 
-def _loss_fn(config: TrainConfig, targets: np.ndarray) -> Any:
+def make_loss(loss: str, targets: np.ndarray) -> Any:
+    """The loss by name; weighted BCE weighs each label's positives by sqrt(negatives / positives)
+    clipped to [1, 20] (the linear rung of core.ladder is fitted with it too)."""
     import torch
 
     positives = targets.sum(axis=0).clip(min=1)
     weight = torch.tensor(np.sqrt((len(targets) - positives) / positives).clip(1.0, 20.0), dtype=torch.float32)
-    if config.loss == "weighted_bce":
+    if loss == "weighted_bce":
         return torch.nn.BCEWithLogitsLoss(pos_weight=weight)
-    if config.loss == "asymmetric":
+    if loss == "asymmetric":
         def asymmetric(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             p = torch.sigmoid(logits)
             p_neg = (p - 0.05).clamp(min=0)
@@ -75,7 +77,20 @@ def _loss_fn(config: TrainConfig, targets: np.ndarray) -> Any:
             loss_neg = (1 - y) * p_neg**4 * torch.log((1 - p_neg).clamp(min=1e-8))
             return -(loss_pos + loss_neg).sum(dim=1).mean()
         return asymmetric
-    raise ValueError(f"unknown loss {config.loss!r}; use weighted_bce or asymmetric")
+    raise ValueError(f"unknown loss {loss!r}; use weighted_bce or asymmetric")
+
+
+def input_statistics(image: Any, text: Any, has_caption: Any, sentence_dim: int) -> tuple[Any, Any, Any, Any]:
+    """What a head standardises its inputs by: mean and spread of the photo rows and of the
+    captioned rows' sentence columns (mean 0 / spread 1 where there are too few rows to tell)."""
+    import torch
+
+    image_mean = image.mean(0) if len(image) else torch.zeros(image.shape[1])
+    image_std = image.std(0).clamp(min=1e-3) if len(image) > 1 else torch.ones(image.shape[1])
+    captioned = text[has_caption > 0, :sentence_dim]
+    text_mean = captioned.mean(0) if len(captioned) else torch.zeros(sentence_dim)
+    text_std = captioned.std(0).clamp(min=1e-3) if len(captioned) > 1 else torch.ones(sentence_dim)
+    return image_mean, image_std, text_mean, text_std
 
 
 def predict_heads(heads: list[Any], image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
@@ -132,13 +147,9 @@ def train_head(
         val_words = term_indices(data.text[val_idx, dense_cols:])
         val_sentence = val_t[1][:, :dense_cols].contiguous()
     truth_val = data.targets[val_idx].astype(bool)
-    mean = train_t[0].mean(0)
-    std = train_t[0].std(0).clamp(min=1e-3) if len(train_idx) > 1 else torch.ones(data.image.shape[1])
-    sentence_dim = data.text.shape[1] - data.words_dim
-    captioned = train_t[1][train_t[2] > 0, :sentence_dim]
-    text_mean = captioned.mean(0) if len(captioned) else torch.zeros(sentence_dim)
-    text_std = captioned.std(0).clamp(min=1e-3) if len(captioned) > 1 else torch.ones(sentence_dim)
-    loss_fn = _loss_fn(config, data.targets[train_idx])
+    mean, std, text_mean, text_std = input_statistics(train_t[0], train_t[1], train_t[2],
+                                                      data.text.shape[1] - data.words_dim)
+    loss_fn = make_loss(config.loss, data.targets[train_idx])
     heads: list[Any] = []
     history: list[dict[str, float]] = []
     total_epochs = config.ensemble * config.max_epochs
