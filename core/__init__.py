@@ -5,3 +5,9 @@ inside the functions that need them so that importing `core` stays cheap.
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# onnxruntime's Linux and macOS wheels send usage events and keep a device id in the user's
+# cache unless this is set before it is first imported; a labelling tool reports nothing.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

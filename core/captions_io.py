@@ -165,16 +165,16 @@ def import_rows(
         if image_id is None:
             report.rejected.append((row.line, f"no image {row.image_id!r} in the folder"))
             continue
+        names = _map_labels(row.labels, label_map, known) if import_labels and row.labels is not None else None
+        if isinstance(names, str):  # a rejected row imports nothing, its caption neither
+            report.rejected.append((row.line, names))
+            continue
         if row.caption is not None:
             if image_id in existing and existing[image_id][1] == "typed" and not overwrite_captions:
                 report.kept_existing += 1
             else:
                 captions.append((image_id, row.caption))
-        if import_labels and row.labels is not None:
-            names = _map_labels(row.labels, label_map, known)
-            if isinstance(names, str):
-                report.rejected.append((row.line, names))
-                continue
+        if names is not None:
             vocabulary.extend(n for n in names if n not in vocabulary)
             confirmations.extend((image_id, name, True) for name in names)
             report.labelled += 1

@@ -14,8 +14,19 @@ from core.errors import TaglineError
 from core.progress import CancelToken, Progress
 
 T = TypeVar("T")
-EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MAX_LISTED = 20  # rejected CSV rows listed one by one; the rest are counted
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: a batch of 0 or -1 is a usage error, not an empty run."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
 
 
 def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
@@ -293,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="write predictions as CSV ImageID,Labels,Caption")
     sub.add_argument("--label-ids", action="store_true", help="write label ids instead of names")
     sub.add_argument("--probabilities", action="store_true", help="add a probability column per label")
-    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--batch-size", type=positive_int, default=32)
     sub.add_argument("--redo", action="store_true", help="classify again images already done")
     sub.add_argument("--caption-missing", action="store_true",
                      help="first caption the photos that have none and read those captions, weighed as the model "
@@ -312,13 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="write ImageID,Caption,Source as CSV")
     sub.add_argument("--overwrite", action="store_true", help="also replace imported and typed captions")
     sub.add_argument("--style", help="write like one of the captioner's training sources (e.g. comp5329, flickr8k)")
-    sub.add_argument("--batch-size", type=int, default=32)
+    sub.add_argument("--batch-size", type=positive_int, default=32)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_caption)
 
     sub = folder_verb("suggest", "The photos to confirm next: those the model is least sure of (a simulated person "
                                  "labelling in rounds learnt a little faster this way than at random; docs/benchmarks.md).")
-    sub.add_argument("-n", type=int, default=50, help="how many photos (default 50)")
+    sub.add_argument("-n", type=positive_int, default=50, help="how many photos (default 50)")
     sub.add_argument("--model", help="model folder (default: the bundled model)")
     sub.add_argument("--strategy", choices=["uncertain", "diverse", "random"], default="uncertain")
     sub.add_argument("--out", help="write ImageID,Uncertainty as CSV instead of printing the names")
@@ -332,8 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--split", action="store_true", help="use the fixed split below even with few labelled photos")
     sub.add_argument("--holdout", type=float, default=0.15, help="split: fraction kept unseen for the final score")
     sub.add_argument("--validation", type=float, default=0.10, help="split: fraction for early stopping/thresholds")
-    sub.add_argument("--epochs", type=int, default=15, help="split: most epochs per head")
-    sub.add_argument("--ensemble", type=int, default=1, help="split: heads averaged (different seeds)")
+    sub.add_argument("--epochs", type=positive_int, default=15, help="split: most epochs per head")
+    sub.add_argument("--ensemble", type=positive_int, default=1, help="split: heads averaged (different seeds)")
     sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="asymmetric")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--caption-words", action="store_true", help="split: add a bag of caption words to the caption side")
@@ -341,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="registered encoder, or timm:MODEL[@WEIGHTS] (timm downloads weights when online)")
     sub.add_argument("--finetune", action="store_true",
                      help="fine-tune the image backbone end to end with augmentation first (for a GPU)")
-    sub.add_argument("--finetune-epochs", type=int, default=4)
+    sub.add_argument("--finetune-epochs", type=positive_int, default=4)
     sub.add_argument("--text-encoder", default="minilm_l6")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_train)
@@ -403,6 +414,30 @@ def main(argv: list[str] | None = None, gui_runner: Callable[[Path | None], int]
     except TaglineError as exc:
         _warn(f"error: {exc}")
         return EXIT_ERROR
+    except Exception as exc:  # a bug: one line on screen, the traceback in a file to attach to a report
+        log_path = _save_crash_report(exc)
+        _warn(f"internal error ({type(exc).__name__}: {exc}); nothing finished was lost. "
+              f"Please report it with {log_path}" if log_path else f"internal error: {exc!r}")
+        if args.verbose:
+            raise
+        return EXIT_INTERNAL
+
+
+def _save_crash_report(exc: BaseException) -> Path | None:
+    import time
+    import traceback
+
+    from platformdirs import user_log_dir
+
+    try:
+        folder = Path(user_log_dir("Tagline", appauthor=False))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+        path.write_text(f"tagline {__version__} {sys.argv!r}\n" + "".join(traceback.format_exception(exc)),
+                        encoding="utf-8")
+        return path
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

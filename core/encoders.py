@@ -18,6 +18,7 @@ from PIL import Image
 from core.errors import ModelError
 from core.oom import OomGuard
 from core.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
+from core.temp_files import writing_beside
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,13 @@ def _export(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str], d
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), writing_beside(path) as tmp:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(), args, str(tmp), input_names=inputs, output_names=["embedding"],
             dynamic_axes={**dynamic, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
         )
-    os.replace(tmp, path)  # atomic: a killed export never leaves a half graph behind
+        os.replace(tmp, path)  # atomic: a killed export never leaves a half graph behind
 
 
 def image_onnx_path(spec: ImageEncoderSpec) -> Path:

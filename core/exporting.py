@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.errors import TaglineError, write_failure_message
 from core.store import ProjectStore
+from core.temp_files import writing_beside
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -91,15 +92,14 @@ def collect_rows(
 def atomic_write_text(path: Path, text: str) -> None:
     """Write beside the target and rename: readers never see half a file, even after a crash."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with writing_beside(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TaglineError(write_failure_message(path, exc)) from exc
 
 

@@ -198,10 +198,12 @@ def finetune(
     assert best_state is not None
     from safetensors.torch import save_file
 
+    from core.temp_files import writing_beside
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{BACKBONE_FILE}.{os.getpid()}.tmp"
-    save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp))
-    os.replace(tmp, out_dir / BACKBONE_FILE)  # a kill never leaves half a backbone
+    with writing_beside(out_dir / BACKBONE_FILE) as tmp:
+        save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp))
+        os.replace(tmp, out_dir / BACKBONE_FILE)  # a kill never leaves half a backbone
     relative_name = f"timm:{spec.timm_name}@{BACKBONE_FILE}"
     tuned = Encoders(image_spec(relative_name, out_dir), encoders.text_spec, encoders.prefer_gpu)
     return (yield from learn(store, out_dir, tuned, split, head_config, external_ids, cancel, relative_name))

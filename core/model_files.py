@@ -18,6 +18,7 @@ import numpy as np
 from core.errors import ModelError, write_failure_message
 from core.fusion_head import HeadConfig
 from core.metrics import thresholds_by_row
+from core.temp_files import writing_beside
 
 FORMAT_VERSION = 1
 
@@ -89,21 +90,18 @@ def save_weights_and_metadata(folder: Path, stem: str, weights_name: str, tensor
     """
     from safetensors.torch import save_file
 
-    weights_tmp = folder / f".{weights_name}.{os.getpid()}.tmp"
-    meta_tmp = folder / f".{stem}.json.{os.getpid()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
-        _fsync(weights_tmp)
-        os.replace(weights_tmp, folder / weights_name)
-        with open(meta_tmp, "w", encoding="utf-8") as handle:
-            handle.write(meta)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(meta_tmp, folder / f"{stem}.json")
+        with writing_beside(folder / weights_name) as weights_tmp, writing_beside(folder / f"{stem}.json") as meta_tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+            _fsync(weights_tmp)
+            os.replace(weights_tmp, folder / weights_name)
+            with open(meta_tmp, "w", encoding="utf-8") as handle:
+                handle.write(meta)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(meta_tmp, folder / f"{stem}.json")
     except OSError as exc:
-        weights_tmp.unlink(missing_ok=True)
-        meta_tmp.unlink(missing_ok=True)
         raise ModelError(write_failure_message(folder, exc)) from exc
     for stale in folder.glob(f"{stem}*.safetensors"):
         if stale.name != weights_name:

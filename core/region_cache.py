@@ -29,6 +29,7 @@ from core.captioning import FrozenImageFeatures
 from core.errors import write_failure_message
 from core.registry import cache_dir
 from core.store import ImageRecord, ProjectStore
+from core.temp_files import writing_beside
 
 log = logging.getLogger(__name__)
 INDEX_EVERY = 16  # batches between index commits: a kill loses at most this much work
@@ -184,12 +185,9 @@ def _commit(handle: BinaryIO, index_path: Path, index: dict[str, Any]) -> None:
     """Rows first, on disk; then the index that names them, replaced atomically."""
     handle.flush()
     os.fsync(handle.fileno())
-    tmp = index_path.with_suffix(f".{os.getpid()}.tmp")
-    try:
+    with writing_beside(index_path) as tmp:
         tmp.write_text(json.dumps(index), encoding="utf-8")
         os.replace(tmp, index_path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _warn_full(data_path: Path, exc: OSError) -> None:

@@ -106,3 +106,15 @@ def test_sidecars_are_read_only_from_regular_files_inside_the_folder(sample_fold
     assert read_sidecar_captions(store) == {ids["chelsea.jpg"]: "a cat on a floor"}
     (sample_folder / "chelsea.txt").write_bytes(b"x" * (SIDECAR_MAX_BYTES + 1))
     assert read_sidecar_captions(store) == {}
+
+
+def test_a_row_rejected_for_its_labels_imports_nothing_not_even_its_caption(sample_folder: Path, tmp_path: Path) -> None:
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    csv_path = tmp_path / "mixed.csv"
+    csv_path.write_text('ImageID,Labels,Caption\nrocket.jpg,99,"not a rocket at all"\ncoffee.jpg,1,"a cup"\n', encoding="utf-8")
+    report = import_rows(store, read_caption_csv(csv_path), label_map={"1": "person"})
+    ids = store.image_ids_by_relpath()
+    assert [line for line, _ in report.rejected] == [2] and "unknown label" in report.rejected[0][1]
+    assert store.caption(ids["rocket.jpg"]) is None and ids["rocket.jpg"] not in store.confirmations()
+    assert store.caption(ids["coffee.jpg"]) == ("a cup", "imported") and report.captions == 1
