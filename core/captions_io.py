@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -227,17 +228,31 @@ def _external_ids(names: list[str], label_map: dict[str, str] | None) -> list[st
 SIDECAR_MAX_BYTES = 64 * 1024  # a caption, not a file someone linked there
 
 
+def sidecar_paths(store: ProjectStore) -> dict[int, tuple[Path, bool]]:
+    """image id -> (its caption sidecar, whether the stem is shared): `photo.txt`, or
+    `photo.jpg.txt` when another photo in the same folder shares the stem (`a.jpg` and `a.png`
+    would otherwise share `a.txt`)."""
+    records = store.images()
+    stems = Counter(store.image_path(r).with_suffix("") for r in records)
+    paths = {}
+    for record in records:
+        photo = store.image_path(record)
+        shared = stems[photo.with_suffix("")] > 1
+        paths[record.id] = (photo.with_name(photo.name + ".txt") if shared else photo.with_suffix(".txt"), shared)
+    return paths
+
+
 def read_sidecar_captions(store: ProjectStore) -> dict[int, str]:
-    """Captions from `photo.txt` beside `photo.jpg` (the kohya / TagGUI convention). Only a
-    regular file, not a link, inside the folder and under `SIDECAR_MAX_BYTES` is read: a link
-    could leak a file from elsewhere into exports, point at /dev/zero, or a FIFO hang the run."""
+    """Captions from `photo.txt` beside `photo.jpg` (the kohya / TagGUI convention; see
+    `sidecar_paths` for shared stems). Only a regular file, not a link, inside the folder and
+    under `SIDECAR_MAX_BYTES` is read: a link could leak a file from elsewhere into exports,
+    point at /dev/zero, or a FIFO hang the run."""
     import os
     import stat
 
     found: dict[int, str] = {}
     root = store.folder.resolve()
-    for record in store.images():
-        sidecar = (store.folder / record.relpath).with_suffix(".txt")
+    for image_id, (sidecar, _) in sidecar_paths(store).items():
         try:
             info = os.lstat(sidecar)
             if not stat.S_ISREG(info.st_mode) or info.st_size > SIDECAR_MAX_BYTES:
@@ -250,5 +265,5 @@ def read_sidecar_captions(store: ProjectStore) -> dict[int, str]:
         except (OSError, UnicodeDecodeError):
             continue
         if text:
-            found[record.id] = text
+            found[image_id] = text
     return found

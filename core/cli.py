@@ -60,9 +60,15 @@ def _open_store(args: argparse.Namespace) -> Any:
     from core.sync import sync_folder
 
     store = ProjectStore(args.folder, Path(args.store) if args.store else None)
+    if store.notice:
+        _warn(store.notice)
     report = drive(sync_folder(store), args.quiet) if not args.quiet else run_to_end(sync_folder(store))
+    args.scan_problems = len(report.problems)
     for problem in report.problems:
         _warn(f"cannot read {problem.path}: {problem.reason}")
+    if report.odd_names:
+        _warn(f"{len(report.odd_names)} new file name(s) are not UTF-8; shown and exported with \\x escapes, "
+              f"for example {report.odd_names[0]}")
     if report.added or report.removed or report.changed:
         _info(args, f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing images")
     return store
@@ -94,7 +100,7 @@ def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) ->
 def cmd_scan(args: argparse.Namespace) -> int:
     store = _open_store(args)
     print(f"{len(store.images())} images in {store.folder} (project: {store.db_path})")
-    return EXIT_OK
+    return EXIT_PARTIAL if args.scan_problems else EXIT_OK
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -243,12 +249,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _open_store(args)
     rows = collect_rows(store, predicted_only=args.predicted_only)
     if args.format == "csv":
-        count = export_csv(store, Path(args.out), rows, args.label_ids, args.probabilities)
+        _info(args, f"exported {export_csv(store, Path(args.out), rows, args.label_ids, args.probabilities)} images")
     elif args.format == "json":
-        count = export_json(store, Path(args.out), rows)
+        _info(args, f"exported {export_json(store, Path(args.out), rows)} images")
     else:
-        count = export_sidecars(store, rows, overwrite=args.overwrite)
-    _info(args, f"exported {count} images")
+        _info(args, export_sidecars(store, rows, overwrite=args.overwrite).summary())
     return EXIT_OK
 
 

@@ -58,6 +58,9 @@ def write_failure_message(path: object, exc: BaseException) -> str:
             reason = _FULL_HINT
         elif primary == sqlite3.SQLITE_READONLY:
             reason = "the project database is read-only: check the folder's permissions"
+        elif primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            reason = (f"the project database is damaged ({exc}): move its folder aside to start again, or "
+                      f"recover it with `sqlite3 project.db .recover`")
         else:
             reason = str(exc)
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

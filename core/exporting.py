@@ -11,7 +11,7 @@ import io
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import TaglineError, write_failure_message
@@ -139,16 +139,39 @@ def export_json(store: ProjectStore, path: Path, rows: list[ExportRow] | None = 
     return len(rows)
 
 
-def export_sidecars(store: ProjectStore, rows: list[ExportRow] | None = None, overwrite: bool = False) -> int:
-    """`photo.txt` beside each photo with its caption (kohya / TagGUI convention)."""
+@dataclass
+class SidecarReport:
+    written: int = 0
+    kept: int = 0  # sidecars already there, left as they were (no overwrite asked)
+    full_names: list[str] = field(default_factory=list)  # photos sharing a stem: written to NAME.EXT.txt
+
+    def summary(self) -> str:
+        parts = [f"wrote {self.written} caption files"]
+        if self.kept:
+            parts.append(f"kept {self.kept} existing ones (overwrite to replace them)")
+        if self.full_names:
+            parts.append(f"{len(self.full_names)} photos share a name with another photo, so their captions "
+                         f"went to NAME.EXT.txt (for example {self.full_names[0]}.txt)")
+        return "; ".join(parts)
+
+
+def export_sidecars(store: ProjectStore, rows: list[ExportRow] | None = None, overwrite: bool = False) -> SidecarReport:
+    """`photo.txt` beside each photo with its caption (kohya / TagGUI convention); a photo
+    sharing its stem with another gets `photo.jpg.txt`, so no caption overwrites another."""
+    from core.captions_io import sidecar_paths
+
     rows = collect_rows(store) if rows is None else rows
-    written = 0
+    paths = sidecar_paths(store)
+    report = SidecarReport()
     for row in rows:
         if not row.caption:
             continue
-        target = (store.folder / row.relpath).with_suffix(".txt")
+        target, shared = paths[row.image_id]
+        if shared:
+            report.full_names.append(row.relpath)
         if target.exists() and not overwrite:
+            report.kept += 1
             continue
         atomic_write_text(target, row.caption + "\n")
-        written += 1
-    return written
+        report.written += 1
+    return report

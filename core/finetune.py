@@ -58,12 +58,13 @@ def _transforms(spec: ImageEncoderSpec, size: int, augment: bool) -> Any:
 def _batches(store: ProjectStore, relpaths: list[str], rows: np.ndarray, transform: Any, batch_size: int) -> Any:
     import torch
 
+    on_disk = {r.relpath: store.image_path(r) for r in store.images()}
     for start in range(0, len(rows), batch_size):
         chosen = rows[start : start + batch_size]
         images, kept = [], []
         for row in chosen:
             try:
-                images.append(transform(load_rgb(store.folder / relpaths[row], max_side=512)))
+                images.append(transform(load_rgb(on_disk[relpaths[row]], max_side=512)))
                 kept.append(row)
             except ImageDecodeError:
                 continue

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -20,6 +24,22 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def open_regular(path: Path | str) -> BinaryIO:
+    """Open a file for reading only if it is a regular file (a link to one is fine).
+
+    The open does not block, so a FIFO or device put where a photo was after the scan is
+    refused at once instead of hanging a decode thread (and with it Ctrl-C's shutdown).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load_rgb(path: Path | str, max_side: int | None = None) -> Image.Image:
     """Decode an image to RGB with EXIF rotation applied.
 
@@ -28,9 +48,9 @@ def load_rgb(path: Path | str, max_side: int | None = None) -> Image.Image:
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open_regular(path) as handle:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(handle) as im:
                 width, height = im.size
                 if width * height > MAX_PIXELS:
                     raise ImageDecodeError(
@@ -51,6 +71,8 @@ def load_rgb(path: Path | str, max_side: int | None = None) -> Image.Image:
         raise ImageDecodeError(str(path), "permission denied") from exc
     except FileNotFoundError as exc:
         raise ImageDecodeError(str(path), "file not found") from exc
+    except IsADirectoryError as exc:
+        raise ImageDecodeError(str(path), "not a regular file (a folder, pipe or device)") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageDecodeError(str(path), f"broken or truncated image ({exc})") from exc
     if max_side is not None and max(rgb.size) > max_side:

@@ -15,9 +15,30 @@ PROJECT_DIRNAME = ".tagline"
 
 @dataclass(frozen=True)
 class FoundFile:
-    relpath: str  # POSIX-style, relative to the scanned root
+    relpath: str  # POSIX-style, relative to the scanned root; shown with \\x escapes when not UTF-8
     size: int
     mtime_ns: int
+    raw_path: bytes | None = None  # the name's bytes, only when they are not UTF-8
+
+
+def stored_name(relpath: str) -> tuple[str, bytes | None]:
+    """A name the database, the screen and a CSV can hold, and the bytes to reopen the file.
+
+    Linux file names are bytes; one written by another system may not be UTF-8 (Python gives
+    it as surrogate escapes, which SQLite and UTF-8 files refuse). Such a name is shown with
+    `\\xNN` escapes and its bytes are kept beside it.
+    """
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(relpath)
+        return raw.decode("utf-8", "backslashreplace"), raw
+    return relpath, None
+
+
+def disk_relpath(relpath: str, raw_path: bytes | None) -> str:
+    """The name to open: the kept bytes when the stored name is only their escaped picture."""
+    return os.fsdecode(raw_path) if raw_path else relpath
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ def walk_images(root: Path, problems: list[ScanProblem] | None = None) -> Iterat
     sink = problems if problems is not None else []
 
     def on_error(error: OSError) -> None:
-        sink.append(ScanProblem(str(error.filename), error.strerror or str(error)))
+        sink.append(ScanProblem(stored_name(str(error.filename))[0], error.strerror or str(error)))
 
     for folder, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -47,17 +68,20 @@ def walk_images(root: Path, problems: list[ScanProblem] | None = None) -> Iterat
             try:
                 stat = path.stat()
             except OSError as exc:
-                sink.append(ScanProblem(str(path), exc.strerror or str(exc)))
+                sink.append(ScanProblem(stored_name(str(path))[0], exc.strerror or str(exc)))
                 continue
             if not path.is_file():
                 continue
-            yield FoundFile(path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns)
+            shown, raw = stored_name(path.relative_to(root).as_posix())
+            yield FoundFile(shown, stat.st_size, stat.st_mtime_ns, raw)
 
 
 def file_digest(path: Path) -> str:
     """Content hash (BLAKE2b-128) used to notice edited files and carry work across renames."""
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
+    from core.images import open_regular
+
+    with open_regular(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -20,9 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError, write_failure_message
-from core.scan import PROJECT_DIRNAME
+from core.scan import PROJECT_DIRNAME, disk_relpath
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # PRAGMA user_version; stores of version 1 kept it in meta only
+# Statements that bring a store from version N-1 to N, applied in one transaction on open.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
+}
 CAPTION_SOURCES = ("imported", "typed", "generated")
 
 _SCHEMA = """
@@ -30,7 +34,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images(
     id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, digest TEXT, present INTEGER NOT NULL DEFAULT 1,
-    error TEXT, added_at REAL NOT NULL, reviewed_at REAL);
+    error TEXT, added_at REAL NOT NULL, reviewed_at REAL, raw_path BLOB);
 CREATE INDEX IF NOT EXISTS images_digest ON images(digest);
 CREATE TABLE IF NOT EXISTS captions(
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
@@ -63,6 +67,7 @@ class ImageRecord:
     digest: str | None
     error: str | None
     reviewed_at: float | None
+    raw_path: bytes | None = None  # set when the file's name is not UTF-8 (relpath shows it escaped)
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,15 @@ def default_store_path(folder: Path) -> Path:
     local = folder / PROJECT_DIRNAME
     if _writable(local if local.is_dir() else folder):
         return local / "project.db"
+    return user_data_store_path(folder)
+
+
+def user_data_store_path(folder: Path) -> Path:
     from platformdirs import user_data_dir
 
-    key = hashlib.sha1(str(folder).encode()).hexdigest()[:12]
-    return Path(user_data_dir("Tagline", appauthor=False)) / "projects" / f"{folder.name}-{key}" / "project.db"
+    key = hashlib.sha1(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    name = folder.name.encode("utf-8", "replace").decode("utf-8")
+    return Path(user_data_dir("Tagline", appauthor=False)) / "projects" / f"{name}-{key}" / "project.db"
 
 
 def _writable(folder: Path) -> bool:
@@ -108,33 +118,120 @@ def _writable(folder: Path) -> bool:
     return bool(mode & 0o222) and os.access(folder, os.W_OK)
 
 
+def copy_read_only_project(source: Path, target: Path) -> None:
+    """Copy a project database that cannot be written (read-only folder) so work goes on.
+
+    Read-only mode reads it with its write-ahead log; where the folder cannot hold the -shm file
+    that needs, `immutable` mode reads the main file alone. The backup API copies it page by page.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        try:  # read-only, with what the write-ahead log still holds, where SQLite can
+            src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:  # no -shm file and no way to make one
+            src = sqlite3.connect(f"{source.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            dst = sqlite3.connect(partial)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(partial, target)
+    except sqlite3.DatabaseError as exc:
+        partial.unlink(missing_ok=True)
+        raise StoreError(damaged_message(source, exc)) from exc
+
+
+def damaged_message(path: Path, exc: BaseException) -> str:
+    return (f"the project database {path} cannot be read ({exc}). The photos are untouched. To recover, "
+            f"move {path.parent} aside to start the project again, or try `sqlite3 {path} .recover` into a new "
+            f"file and put that in its place")
+
+
 class ProjectStore:
-    """Thread-safe access to one project database (one connection behind a lock)."""
+    """Thread-safe access to one project database (one connection behind a lock).
+
+    `notice` says, when it is set, something the person should know about where the work is
+    kept (a read-only folder's project continued in a copy).
+    """
 
     def __init__(self, folder: Path | str, db_path: Path | None = None) -> None:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise StoreError(f"{self.folder} is not a folder")
-        self.db_path = Path(db_path) if db_path else default_store_path(self.folder)
+        self.notice: str | None = None
+        self.db_path = Path(db_path) if db_path else self._default_path()
         self._lock = threading.RLock()
         self._depth = 0
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=10000")
-            with self.transaction() as cur:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        cur.execute(statement)
-                cur.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open project database {self.db_path}: {exc}") from exc
+        try:
+            self._open_schema()
+        except StoreError:
+            self._conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(damaged_message(self.db_path, exc)) from exc
+
+    def _default_path(self) -> Path:
+        path = default_store_path(self.folder)
+        local = self.folder / PROJECT_DIRNAME / "project.db"
+        if path != local and local.is_file():  # the folder holds a project Tagline cannot write
+            if not path.exists():
+                copy_read_only_project(local, path)
+            self.notice = (f"{local.parent} is read-only: its project is continued in a copy at {path} "
+                           f"(edits are kept there)")
+        return path
+
+    def _open_schema(self) -> None:
+        """Check the version before writing anything, then create or migrate forward."""
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='images'").fetchone()
+        if exists and version == 0:
+            version = 1  # stores of the first version did not set user_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the project database {self.db_path} was made by a newer Tagline (schema {version}; "
+                             f"this one reads up to {SCHEMA_VERSION}): update Tagline. Nothing was changed")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        with self.transaction() as cur:
+            if exists:
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target]:
+                        cur.execute(statement)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+            cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """Every table has the columns this version writes: a store edited by hand is refused."""
+        reference = sqlite3.connect(":memory:")
+        try:
+            reference.executescript(_SCHEMA)
+            tables = [row[0] for row in reference.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                wanted = {row[1] for row in reference.execute(f"PRAGMA table_info({table})")}
+                have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                if wanted - have:
+                    missing = ", ".join(sorted(f"{table}.{c}" for c in wanted - have))
+                    raise StoreError(f"the project database {self.db_path} lacks {missing}: it was changed by "
+                                     f"another program. Restore a copy, or move {self.db_path.parent} aside to start again")
+        finally:
+            reference.close()
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
@@ -167,7 +264,10 @@ class ProjectStore:
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(damaged_message(self.db_path, exc)) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -194,7 +294,7 @@ class ProjectStore:
     def images(self, include_missing: bool = False) -> list[ImageRecord]:
         where = "" if include_missing else "WHERE present=1"
         rows = self.query(
-            "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at FROM images "
+            "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images "
             f"{where} ORDER BY relpath"
         )
         return [ImageRecord(*row) for row in rows]
@@ -203,7 +303,7 @@ class ProjectStore:
         return dict(self.query("SELECT relpath, id FROM images WHERE present=1"))
 
     def image_path(self, record: ImageRecord) -> Path:
-        return self.folder / record.relpath
+        return self.folder / disk_relpath(record.relpath, record.raw_path)
 
     def set_image_error(self, image_id: int, error: str | None) -> None:
         with self.transaction() as cur:

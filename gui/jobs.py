@@ -78,7 +78,9 @@ def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken)
     elif request.fmt == "json":
         count = export_json(store, request.path, rows)
     else:
-        count = export_sidecars(store, rows, request.overwrite_sidecars)
+        report = export_sidecars(store, rows, request.overwrite_sidecars)
+        yield Progress("export", 1, 1, message=report.summary())
+        return report.written
     yield Progress("export", 1, 1, message=f"wrote {count}")
     return count
 

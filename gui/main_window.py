@@ -213,6 +213,8 @@ class MainWindow(QMainWindow):
         self.a_redo.setEnabled(False)
         self.settings.add_recent(folder)
         save_settings(self.settings, qsettings())
+        if store.notice:
+            self.statusBar().showMessage(store.notice, 15000)
         self.setWindowTitle(f"Tagline: {store.folder}")
         self.stack.setCurrentWidget(self.splitter)
         self._enable_project_actions(True)

@@ -108,7 +108,7 @@ class Project(QObject):
         self.images_changed.emit(list(image_ids))
 
     def image_path(self, image_id: int) -> Path:
-        return self.store.folder / self.records[image_id].relpath
+        return self.store.image_path(self.records[image_id])
 
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
