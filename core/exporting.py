@@ -38,15 +38,25 @@ def neutralise_formula(cell: str) -> str:
 
 
 def csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
-    """CSV text every Tagline export writes: each cell guarded against formulas, and a bare
-    carriage return made a line feed first. Python's writer (lines ending in "\n") leaves a cell
-    holding only "\r" unquoted, so a reader splits the record there and the text after it starts
-    a new row, unguarded (`A man\r=cmd|...`)."""
+    """CSV text every Tagline export writes: lines end in "\n", each cell is guarded against
+    formulas, and a cell holding a carriage return is quoted. Python's writer quotes only the
+    characters of its own line ending, so with "\n" it left "A man\r=cmd|..." bare and a reader
+    split the record there, the text after it starting a new, unguarded row. Rows with a "\r"
+    go through a writer ending lines in "\r\n" (which quotes it), then end in "\n" like the rest:
+    the cell keeps its exact text (a file name must, to name its file)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
+    quoting_cr = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     for row in rows:
-        writer.writerow([neutralise_formula(c.replace("\r\n", "\n").replace("\r", "\n")) for c in row])
+        cells = [neutralise_formula(c) for c in row]
+        if any("\r" in c for c in cells):
+            quoting_cr.writerow(cells)
+            buffer.seek(buffer.tell() - 2)
+            buffer.truncate()
+            buffer.write("\n")
+        else:
+            writer.writerow(cells)
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -54,11 +55,12 @@ class ClassifierInfo:
         """The score to show the person: ("held-out", report) when a held-out part was scored,
         ("cross-validated", report) when the labels were few and every photo trained; the
         report holds samples/micro/macro F1 and per-label figures (core.metrics.Report)."""
-        if self.metrics.get("holdout", {}).get("fused"):
-            return "held-out", dict(self.metrics["holdout"]["fused"])
-        cross = self.metrics.get("cross_validation", {})
-        if cross.get("fused"):
-            return "cross-validated", {**cross["fused"], "samples_f1_spread": cross.get("cv_spread", 0.0)}
+        holdout, cross = (self.metrics.get(k) for k in ("holdout", "cross_validation"))
+        if isinstance(holdout, dict) and isinstance(holdout.get("fused"), dict) and _scores(holdout["fused"]):
+            return "held-out", dict(holdout["fused"])
+        if isinstance(cross, dict) and isinstance(cross.get("fused"), dict) and _scores(cross["fused"]):
+            spread = cross.get("cv_spread", 0.0)
+            return "cross-validated", {**cross["fused"], "samples_f1_spread": spread if _number(spread) else 0.0}
         return "", {}
 
     def decision_thresholds(self) -> np.ndarray:
@@ -73,6 +75,10 @@ class ClassifierInfo:
         if generated is not None and self.generated_captions:
             rows[np.asarray(generated, bool)] = np.asarray(self.generated_captions["thresholds"], np.float32)
         return rows
+
+
+def _scores(report: dict[str, Any]) -> bool:
+    return all(_number(report.get(k)) for k in ("samples_f1", "micro_f1", "macro_f1"))
 
 
 def save_classifier(folder: Path, info: ClassifierInfo, tensors: dict[str, Any]) -> None:
@@ -140,9 +146,71 @@ def _number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= float(value) <= 1.0
 
 
+def type_problem(record: Any) -> str:
+    """The first field of a dataclass whose value is not of its declared type, in words.
+
+    Checks the outer type and the items of lists and dicts one level down, as JSON would give
+    them (a whole number is a fine float; a bool is not a number).
+    """
+    import dataclasses
+    import math
+    import typing
+
+    def fits(value: Any, kind: Any) -> bool:
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if kind is Any:
+            return True
+        if origin in (typing.Union, types.UnionType):
+            return any(fits(value, a) for a in args)
+        if kind is type(None):
+            return value is None
+        if kind is float:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if origin is list:
+            return isinstance(value, list) and all(fits(v, args[0]) for v in value)
+        if origin is dict:
+            return isinstance(value, dict) and all(fits(k, args[0]) and fits(v, args[1]) for k, v in value.items())
+        return isinstance(value, kind)
+
+    hints = typing.get_type_hints(type(record))
+    for item in dataclasses.fields(record):
+        value = getattr(record, item.name)
+        if not fits(value, hints[item.name]):
+            shown = json.dumps(value)[:60] if _jsonable(value) else repr(value)[:60]
+            return f"{item.name} must be {_describe(hints[item.name])}, not {shown}"
+    return ""
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _describe(kind: Any) -> str:
+    import typing
+
+    origin = typing.get_origin(kind)
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(kind)[0])}s"
+    if origin is dict:
+        return "an object"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(kind))
+    return {str: "text", int: "a whole number", float: "a number", bool: "true or false",
+            type(None): "null"}.get(kind, getattr(kind, "__name__", str(kind)))
+
+
 def _inconsistency(info: ClassifierInfo) -> str:
     """What makes this metadata unusable, in words (empty when it is sound): model.json may
     come from anyone, and each of these used to end in a traceback."""
+    problem = type_problem(info)
+    if problem:
+        return problem
     labels = info.labels
     if not isinstance(labels, list) or not labels or not all(isinstance(n, str) and n for n in labels):
         return "labels must be a non-empty list of names"
@@ -161,17 +229,30 @@ def _inconsistency(info: ClassifierInfo) -> str:
         return f"threshold_mode must be global or per_label, not {info.threshold_mode!r}"
     if info.members and len(info.members) != info.ensemble:
         return f"members lists {len(info.members)} heads but ensemble is {info.ensemble}"
-    for head in [info.head, *(m.get("head", {}) if isinstance(m, dict) else {} for m in info.members)]:
+    if any(not isinstance(m.get("head"), dict) or not _number(m.get("weight")) for m in info.members):
+        return "each of members must hold a head object and a weight between 0 and 1"
+    if info.generated_captions and (not _number(info.generated_captions.get("weight"))
+                                    or not isinstance(info.generated_captions.get("thresholds"), list)
+                                    or len(info.generated_captions["thresholds"]) != len(labels)
+                                    or not all(map(_number, info.generated_captions["thresholds"]))):
+        return f"generated_captions must hold a weight and {len(labels)} thresholds between 0 and 1"
+    for head in [info.head, *(m["head"] for m in info.members)]:
         try:
             config = HeadConfig(**head)
         except TypeError as exc:
             return f"head: {exc}"
+        problem = type_problem(config)
+        if problem:
+            return f"head: {problem}"
         if config.kind not in ("mlp", "linear"):
             return f"head kind must be mlp or linear, not {config.kind!r}"
         if config.num_labels != len(labels):
             return f"the head predicts {config.num_labels} labels but {len(labels)} are named"
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (config.image_dim, config.text_dim, config.hidden)):
-            return "head sizes must be positive whole numbers"
+        if not all(0 < v <= 1 << 16 for v in (config.image_dim, config.text_dim, config.hidden)) or config.words_dim < 0:
+            return "head sizes must be whole numbers from 1 to 65536"
+        if not all(0.0 <= p < 1.0 for p in (config.dropout, config.caption_dropout, config.image_dropout,
+                                             config.text_dropout, config.second_dropout or 0.0)):
+            return "head dropouts must be at least 0 and below 1"
     return ""
 
 

@@ -155,8 +155,8 @@ def test_generated_captions_are_not_read_unless_asked(sample_folder: Path) -> No
 
 def test_a_bare_carriage_return_cannot_split_a_record_or_smuggle_a_formula(sample_folder: Path, tmp_path: Path) -> None:
     """Python's csv writer leaves a cell holding only "\\r" unquoted; a reader then starts a new
-    record after it, unguarded. Every export turns a bare CR into a line feed, so the cell is
-    quoted and stays one cell."""
+    record after it, unguarded. Every export quotes a cell holding one, so it stays one cell with
+    its exact text, and the file's lines still end in a line feed."""
     store = ProjectStore(sample_folder)
     run_to_end(sync_folder(store))
     ids = store.image_ids_by_relpath()
@@ -170,7 +170,8 @@ def test_a_bare_carriage_return_cannot_split_a_record_or_smuggle_a_formula(sampl
         assert all(not cell.startswith("=") for row in rows for cell in row)
         assert sum(1 for row in rows if row and row[0] == "coffee.jpg") == 1
         caption = next(row for row in rows if row[0] == "coffee.jpg")[1 if argv[0] == "caption" else 2]
-        assert caption == "A man on a horse\n=cmd|' /C calc'!A0"
+        assert caption == "A man on a horse\r=cmd|' /C calc'!A0"
+        assert out.read_bytes().count(b"\r\n") == 0
 
 
 def test_outputs_never_overwrite_the_database_a_photo_or_the_input(sample_folder: Path, tmp_path: Path,

@@ -161,7 +161,7 @@ def test_a_hostile_or_broken_model_json_is_refused_with_a_message(tmp_path: Path
         "ensemble 4": (lambda m: m.update(ensemble=len(m.get("members") or []) + 9), "do not match"),
         "string threshold": (lambda m: m.update(global_threshold="high"), "global_threshold"),
         "label count": (lambda m: m.update(labels=m["labels"][:-1], thresholds=m["thresholds"][:-1],
-                                           no_caption_thresholds=[]), "labels but"),
+                                           no_caption_thresholds=[], generated_captions={}), "labels but"),
         "head kind": (lambda m: m["head"].update(kind="forest"), "head kind"),
         "download": (lambda m: m.update(image_encoder="timm:resnet18"), "without a weights file"),
         "escape": (lambda m: m.update(image_encoder="timm:resnet18@../../etc/passwd"), "outside its folder"),
