@@ -29,6 +29,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
+    return value
+
+
 def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
     """Run a job with a progress bar per stage (shown only on a terminal)."""
     from tqdm import tqdm
@@ -247,7 +257,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core.exporting import collect_rows, export_csv, export_json, export_sidecars
 
     store = _open_store(args)
-    rows = collect_rows(store, predicted_only=args.predicted_only)
+    rows = collect_rows(store, predicted_only=args.predicted_only, threshold=args.threshold)
     if args.format == "csv":
         _info(args, f"exported {export_csv(store, Path(args.out), rows, args.label_ids, args.probabilities)} images")
     elif args.format == "json":
@@ -376,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--probabilities", action="store_true")
     sub.add_argument("--predicted-only", action="store_true", help="ignore confirmed labels")
     sub.add_argument("--overwrite", action="store_true", help="replace existing sidecar files")
+    sub.add_argument("--threshold", type=probability, help="one threshold for every label instead of the model's "
+                                                           "(as the app's threshold slider); confirmed labels still win")
     sub.set_defaults(func=cmd_export)
 
     sub = verbs.add_parser("info", help="Describe a model and the inference device.")

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.decisions import photo_labels
 from core.errors import TaglineError, write_failure_message
 from core.store import ProjectStore
 from core.temp_files import writing_beside
@@ -78,9 +79,11 @@ def check_output_path(store: ProjectStore, path: Path, inputs: Iterable[Path] = 
 
 
 def collect_rows(
-    store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False
+    store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False,
+    threshold: float | None = None,
 ) -> list[ExportRow]:
-    """Final labels per image; with `predicted_only`, the model's alone (for scoring it)."""
+    """Final labels per image (`core.decisions.photo_labels`, at `threshold` when the person chose
+    one instead of the model's); with `predicted_only`, the model's alone (for scoring it)."""
     captions = store.captions()
     predictions = store.predictions()
     confirmations = store.confirmations()
@@ -92,7 +95,7 @@ def collect_rows(
             continue
         predicted = predictions.get(record.id, {})
         confirmed = {} if predicted_only else confirmations.get(record.id, {})
-        final = [n for n in order if confirmed.get(n, predicted.get(n, (0.0, False))[1])]
+        final = photo_labels(order, predicted, confirmed, threshold)
         text, source = captions.get(record.id, ("", ""))
         rows.append(ExportRow(record.id, record.relpath, final, text, source,
                               {n: p for n, (p, _) in predicted.items()}, confirmed))

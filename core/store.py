@@ -469,14 +469,16 @@ class ProjectStore:
         )
         return dict(rows)
 
-    def predictions(self) -> dict[int, dict[str, tuple[float, bool]]]:
-        """image id -> label name -> (probability, predicted present)."""
+    def predictions(self, image_ids: Sequence[int] | None = None) -> dict[int, dict[str, tuple[float, bool]]]:
+        """image id -> label name -> (probability, predicted present), of every image or of those asked for."""
+        sql = ("SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
+               "JOIN labels l ON l.id = p.label_id")
         result: dict[int, dict[str, tuple[float, bool]]] = {}
-        for image_id, name, prob, predicted in self.query(
-            "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
-            "JOIN labels l ON l.id = p.label_id"
-        ):
-            result.setdefault(image_id, {})[name] = (prob, bool(predicted))
+        chunks = [None] if image_ids is None else [list(image_ids[i:i + 500]) for i in range(0, len(image_ids), 500)]
+        for chunk in chunks:
+            where = "" if chunk is None else f" WHERE p.image_id IN ({','.join('?' * len(chunk))})"
+            for image_id, name, prob, predicted in self.query(sql + where, chunk or ()):
+                result.setdefault(image_id, {})[name] = (prob, bool(predicted))
         return result
 
     def confirm(self, image_id: int, label: str, present: bool | None) -> None:

@@ -65,13 +65,14 @@ class ExportRequest:
     label_ids: bool = False
     probabilities: bool = False
     overwrite_sidecars: bool = False
+    threshold: float | None = None  # the threshold the person chose in the app (None: the model's)
 
 
 def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken) -> Generator[Progress, None, int]:
     from core.exporting import collect_rows, export_csv, export_json, export_sidecars
 
     yield Progress("export", 0, 1, message="collecting rows")
-    rows = collect_rows(store, request.image_ids)
+    rows = collect_rows(store, request.image_ids, threshold=request.threshold)
     cancel.raise_if_cancelled()
     if request.fmt == "csv":
         count = export_csv(store, request.path, rows, request.label_ids, request.probabilities)

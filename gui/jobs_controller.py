@@ -3,6 +3,7 @@ project as they arrive, per-file failures are listed, errors go to `gui/errors.p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from pathlib import Path
@@ -206,6 +207,7 @@ class JobsController(QObject):
         project = self.window.project
         if project is None:
             return None
+        request = dataclasses.replace(request, threshold=project.threshold)  # what the grid shows is what is written
         handle = self._submit("exporting", partial(export_job, project.store, request))
         where = "beside the photos" if request.fmt == "sidecars" else str(request.path)
         handle.succeeded.connect(lambda count: self._message(f"Exported {count} images to {where}"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from core.decisions import is_predicted, photo_labels
 from core.store import ImageRecord, Label, ProjectStore
 from core.suggest import photo_uncertainty
 
@@ -35,17 +36,8 @@ class LabelState:
 
 
 def predictions_for(store: ProjectStore, image_ids: list[int]) -> dict[int, dict[str, tuple[float, bool]]]:
-    """Predictions of some images only (core's `predictions()` reads all of them)."""
-    result: dict[int, dict[str, tuple[float, bool]]] = {}
-    for start in range(0, len(image_ids), 500):
-        chunk = image_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for image_id, name, prob, predicted in store.query(
-            "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
-            f"JOIN labels l ON l.id = p.label_id WHERE p.image_id IN ({marks})", chunk,
-        ):
-            result.setdefault(image_id, {})[name] = (prob, bool(predicted))
-    return result
+    """Predictions of some images only (a caption job's batch, not the whole project)."""
+    return store.predictions(image_ids)
 
 
 class Project(QObject):
@@ -114,8 +106,7 @@ class Project(QObject):
         return [label.name for label in self.labels]
 
     def is_predicted(self, image_id: int, name: str) -> bool:
-        prob, predicted = self.predictions.get(image_id, {}).get(name, (0.0, False))
-        return predicted if self.threshold is None else prob >= self.threshold
+        return is_predicted(self.predictions.get(image_id, {}).get(name), self.threshold)
 
     def label_states(self, image_id: int) -> list[LabelState]:
         predicted = self.predictions.get(image_id, {})
@@ -127,8 +118,8 @@ class Project(QObject):
         ]
 
     def effective_labels(self, image_id: int) -> list[str]:
-        confirmed = self.confirmations.get(image_id, {})
-        return [n for n in self.label_names() if confirmed.get(n, self.is_predicted(image_id, n))]
+        return photo_labels(self.label_names(), self.predictions.get(image_id, {}),
+                            self.confirmations.get(image_id, {}), self.threshold)
 
     def uncertainty(self, image_id: int) -> float:
         """1 when some label sits right on its threshold, 0 when every label is clear-cut

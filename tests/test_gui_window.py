@@ -8,7 +8,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from core.progress import run_to_end
+from core.sync import sync_folder
 from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
+from tests.gui_helpers import fake_predictions
 
 
 def drop(widget, path):
@@ -110,3 +113,34 @@ def test_settings_are_written_where_the_default_format_points(tmp_path):
     save_settings(Settings(batch_size=7))
     assert qsettings().fileName().startswith(str(tmp_path))
     assert load_settings().batch_size == 7
+
+
+def test_the_export_writes_the_labels_the_grid_shows_at_the_chosen_threshold(qtbot, window, sample_folder, tmp_path):
+    """One labelling rule (core.decisions): with the slider at 0.09 the grid and the export agree."""
+    from core.store import ProjectStore
+    from gui.jobs import ExportRequest
+
+    with ProjectStore(sample_folder) as store:
+        run_to_end(sync_folder(store))
+        fake_predictions(store)
+    window.open_folder(sample_folder)
+    wait_open(qtbot, window)
+    window.detail.model_thresholds.setChecked(False)
+    window.detail.slider.setValue(9)
+    assert window.project.threshold == 0.09
+    shown = {window.project.records[i].relpath: window.project.effective_labels(i) for i in window.project.order}
+    assert any(len(labels) > 1 for labels in shown.values())  # the slider changed what is shown
+    out = tmp_path / "labels.csv"
+    handle = window.jobs.run_export(ExportRequest(out, "csv", None))
+    with qtbot.waitSignal(handle.finished, timeout=10_000):
+        pass
+    written = {row["ImageID"]: [n for n in row["Labels"].split(";") if n] for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert written == shown
+    window.detail.model_thresholds.setChecked(True)  # the model's thresholds again: the stored decisions
+    handle = window.jobs.run_export(ExportRequest(out, "csv", None))
+    with qtbot.waitSignal(handle.finished, timeout=10_000):
+        pass
+    written = {row["ImageID"]: [n for n in row["Labels"].split(";") if n] for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert written == {window.project.records[i].relpath: window.project.effective_labels(i) for i in window.project.order}
+    assert written != shown
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy)
