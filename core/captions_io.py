@@ -7,7 +7,9 @@ and the reason, and an import is a single transaction.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,47 +68,81 @@ def safe_relpath(raw: str) -> str | None:
     return PurePosixPath(*[p for p in parts if p != "."]).as_posix()
 
 
+DELIMITERS = (",", ";", "\t", "|")  # CSV, spreadsheet exports in many locales, TSV, pipes
+
+
+def decode_csv_bytes(path: Path, data: bytes) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with its BOM; anything else is refused with the
+    line and byte that are not UTF-8 (guessing Latin-1 would garble every accent silently)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CsvImportError(str(path), f"the file starts as UTF-16 but is damaged ({exc.reason})") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        hint = "Latin-1 or Windows-1252" if not data.startswith(b"\xef\xbb\xbf") else "damaged UTF-8"
+        raise CsvImportError(str(path), f"the file is not UTF-8 (byte 0x{bad}; it looks like {hint}): save it as "
+                                        f"UTF-8 or UTF-16 and import it again", line=line) from exc
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter that makes the header name an image column (`,` when none does)."""
+    for delimiter in DELIMITERS:
+        try:
+            names = [c.strip().lower() for c in next(csv.reader([header_line], delimiter=delimiter), [])]
+        except csv.Error:
+            continue
+        if any(n in _ID_COLUMNS for n in names) and any(n in _LABEL_COLUMNS + _CAPTION_COLUMNS for n in names):
+            return delimiter
+    return ","
+
+
 def read_caption_csv(path: Path | str) -> CsvReadResult:
-    """Parse a caption CSV with Python's csv module (captions across lines, stray quotes)."""
+    """Parse a caption CSV with Python's csv module (captions across lines, stray quotes),
+    its delimiter sniffed from the header, in UTF-8 or UTF-16."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")
+        text = decode_csv_bytes(path, path.read_bytes())
     except OSError as exc:
         raise CsvImportError(str(path), exc.strerror or str(exc)) from exc
     result = CsvReadResult()
     seen: dict[str, int] = {}
-    with handle:
-        reader = csv.reader(handle)
+    handle = io.StringIO(text, newline="")
+    reader = csv.reader(handle, delimiter=sniff_delimiter(re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvImportError(str(path), "the file is empty", line=1) from None
+    except csv.Error as exc:
+        raise CsvImportError(str(path), f"unreadable header ({exc})", line=1) from exc
+    columns = _locate_columns(path, header)
+    line = reader.line_num + 1
+    while True:
         try:
-            header = next(reader)
+            record = next(reader)
         except StopIteration:
-            raise CsvImportError(str(path), "the file is empty", line=1) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise CsvImportError(str(path), f"unreadable header ({exc})", line=1) from exc
-        columns = _locate_columns(path, header)
-        line = reader.line_num + 1
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                result.rejected.append((line, f"unparsable row ({exc})"))
-                line = reader.line_num + 1
-                continue
-            row_line, line = line, reader.line_num + 1
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            parsed = _parse_row(record, columns, row_line)
-            if isinstance(parsed, str):
-                result.rejected.append((row_line, parsed))
-            elif parsed.image_id in seen:
-                result.rejected.append(
-                    (row_line, f"duplicate ImageID {parsed.image_id!r} (first on line {seen[parsed.image_id]})")
-                )
-            else:
-                seen[parsed.image_id] = row_line
-                result.rows.append(parsed)
+            break
+        except csv.Error as exc:
+            result.rejected.append((line, f"unparsable row ({exc})"))
+            line = reader.line_num + 1
+            continue
+        row_line, line = line, reader.line_num + 1
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        parsed = _parse_row(record, columns, row_line)
+        if isinstance(parsed, str):
+            result.rejected.append((row_line, parsed))
+        elif parsed.image_id in seen:
+            result.rejected.append(
+                (row_line, f"duplicate ImageID {parsed.image_id!r} (first on line {seen[parsed.image_id]})")
+            )
+        else:
+            seen[parsed.image_id] = row_line
+            result.rows.append(parsed)
     return result
 
 
@@ -154,19 +190,21 @@ def import_rows(
     import_labels: bool = True,
 ) -> ImportReport:
     """Write captions (source "imported") and confirmed labels in one transaction."""
+    if import_labels:
+        label_map = resolve_label_map(store, read, label_map)
     report = ImportReport(rejected=list(read.rejected))
     ids = store.image_ids_by_relpath()
     existing = store.captions()
     captions: list[tuple[int, str]] = []
     confirmations: list[tuple[int, str, bool | None]] = []
+    labelled: set[int] = set()  # an empty Labels cell is a decision too: none of the labels
     vocabulary: list[str] = [] if label_map is None else list(dict.fromkeys(label_map.values()))
-    known = {lab.name for lab in store.labels()}
     for row in read.rows:
         image_id = ids.get(row.image_id)
         if image_id is None:
             report.rejected.append((row.line, f"no image {row.image_id!r} in the folder"))
             continue
-        names = _map_labels(row.labels, label_map, known) if import_labels and row.labels is not None else None
+        names = _map_labels(row.labels, label_map) if import_labels and row.labels is not None else None
         if isinstance(names, str):  # a rejected row imports nothing, its caption neither
             report.rejected.append((row.line, names))
             continue
@@ -178,11 +216,12 @@ def import_rows(
         if names is not None:
             vocabulary.extend(n for n in names if n not in vocabulary)
             confirmations.extend((image_id, name, True) for name in names)
+            labelled.add(image_id)
             report.labelled += 1
     store.ensure_labels(vocabulary, _external_ids(vocabulary, label_map))
     if import_labels:
         # A labelled row is a complete decision: labels it does not name are absent.
-        _add_negatives(confirmations, {c[0] for c in confirmations}, [lab.name for lab in store.labels()])
+        _add_negatives(confirmations, labelled, [lab.name for lab in store.labels()])
     with store.transaction():
         store.set_captions(captions, "imported")
         store.confirm_many(confirmations)
@@ -196,22 +235,32 @@ def _add_negatives(confirmations: list[tuple[int, str, bool | None]], ids: set[i
 
 
 def split_labels(cell: str, vocabulary: Iterable[str] = ()) -> list[str]:
-    """Split a Labels cell: `;` or `,` separated names, else space separated ids or names.
-
-    Names may hold spaces ("traffic light"): a cell that is exactly one known name stays whole.
-    """
+    """Split a Labels cell: names separated by `;`, `,` or `|`; space-separated whole numbers
+    are ids (the seed format, `1 17`); anything else is one name, spaces and all
+    (`street furniture`). `vocabulary` is kept for callers that pass it; the rule needs none."""
     cell = cell.strip()
     if not cell:
         return []
-    if ";" in cell or "," in cell:
-        return [t.strip() for t in cell.replace(",", ";").split(";") if t.strip()]
-    if cell in set(vocabulary):
-        return [cell]
-    return cell.split()
+    for separator in (";", ",", "|"):
+        if separator in cell:
+            return [t.strip() for t in cell.split(separator) if t.strip()]
+    tokens = cell.split()
+    if len(tokens) > 1 and all(t.isdigit() for t in tokens):
+        return tokens
+    return [" ".join(tokens)]
 
 
-def _map_labels(tokens: tuple[str, ...], label_map: dict[str, str] | None, known: set[str]) -> list[str] | str:
-    names = split_labels(tokens[0], known | set((label_map or {}).values())) if tokens else []
+def are_ids(names: Iterable[str]) -> bool:
+    return all(n.isdigit() for n in names)
+
+
+def project_id_map(store: ProjectStore) -> dict[str, str]:
+    """id -> name of the project's labels that carry an id (from an earlier import or model)."""
+    return {lab.external_id: lab.name for lab in store.labels() if lab.external_id}
+
+
+def _map_labels(tokens: tuple[str, ...], label_map: dict[str, str] | None) -> list[str] | str:
+    names = split_labels(tokens[0]) if tokens else []
     if label_map is None:
         return list(dict.fromkeys(names))
     unknown = [t for t in names if t not in label_map and t not in label_map.values()]
@@ -220,8 +269,26 @@ def _map_labels(tokens: tuple[str, ...], label_map: dict[str, str] | None, known
     return list(dict.fromkeys(label_map.get(t, t) for t in names))
 
 
+def resolve_label_map(store: ProjectStore, read: CsvReadResult, label_map: dict[str, str] | None,
+                      path: str = "the CSV") -> dict[str, str] | None:
+    """The label map an import uses: the one given; else, when the Labels cells hold only ids,
+    the project's own ids (`1` -> `person` after a seed import) or, lacking those, an error: a
+    file of ids imported as names made labels called "1", "6" and "8"."""
+    if label_map is not None:
+        return label_map
+    tokens = {t for row in read.rows if row.labels for t in split_labels(row.labels[0])}
+    if not tokens or not are_ids(tokens):
+        return None
+    known = project_id_map(store) | {lab.name: lab.name for lab in store.labels() if lab.name.isdigit()}
+    missing = sorted(tokens - set(known), key=int)
+    if missing:
+        raise CsvImportError(path, f"the Labels column holds ids ({', '.join(missing[:8])}) that no label of the project "
+                                   f"carries: give --label-map FILE (a JSON object of id -> name), or write names")
+    return known
+
+
 def _external_ids(names: list[str], label_map: dict[str, str] | None) -> list[str | None]:
-    reverse = {v: k for k, v in (label_map or {}).items()}
+    reverse = {v: k for k, v in (label_map or {}).items() if k != v}
     return [reverse.get(n) for n in names]
 
 

@@ -64,14 +64,12 @@ def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
             bar.close()
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(args: argparse.Namespace, store: Any = None) -> Any:
+    """Open the folder's project (unless given) and bring it in line with the folder."""
     from core.progress import run_to_end
-    from core.store import ProjectStore
     from core.sync import sync_folder
 
-    store = ProjectStore(args.folder, Path(args.store) if args.store else None)
-    if store.notice:
-        _warn(store.notice)
+    store = store if store is not None else _store(args)
     report = drive(sync_folder(store), args.quiet) if not args.quiet else run_to_end(sync_folder(store))
     args.scan_problems = len(report.problems)
     for problem in report.problems:
@@ -82,6 +80,31 @@ def _open_store(args: argparse.Namespace) -> Any:
     if report.added or report.removed or report.changed:
         _info(args, f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing images")
     return store
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from core.store import ProjectStore
+
+    store = ProjectStore(args.folder, Path(args.store) if args.store else None)
+    if store.notice:
+        _warn(store.notice)
+    return store
+
+
+def _classifier(args: argparse.Namespace, store: Any, **options: Any) -> Any:
+    """`--model`, else the model the project uses (the last one `train` made for it, or the one
+    chosen in the app), else the bundled one."""
+    from core.classifier import Classifier
+
+    if args.model:
+        return Classifier(args.model, **options)
+    active = store.active_model()
+    if active is not None:
+        if (active / "model.json").is_file():
+            _info(args, f"using the project's model {active}")
+            return Classifier(active, **options)
+        _warn(f"the project's model {active} is gone; using the bundled model")
+    return Classifier(None, **options)
 
 
 def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) -> int:
@@ -119,11 +142,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from core.classifier import Classifier, classify_project
+    from core.classifier import classify_project
     from core.exporting import collect_rows, export_csv
 
-    classifier = Classifier(args.model, top1_fallback=False if args.no_fallback else None)
-    store = _open_store(args)
+    store = _store(args)
+    classifier = _classifier(args, store, top1_fallback=False if args.no_fallback else None)
+    store = _open_store(args, store)
     if args.out:  # before minutes of work: never over the truth file, the database or a photo
         from core.exporting import check_output_path
 
@@ -197,7 +221,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         job = learn(store, Path(args.out), encoders, split, config, external, args.cancel, force_split=args.split)
     result = drive(job, args.quiet)
     info = result.info
-    print(f"model {info.version} saved to {result.model_dir}")
+    store.set_active_model(Path(result.model_dir).resolve())
+    print(f"model {info.version} saved to {result.model_dir}; it is now the project's model (classify and "
+          f"suggest use it unless given --model)")
     cross = info.metrics.get("cross_validation")
     if cross:
         print(f"{info.training['images']} labelled photos, all used for training; chose {cross['chosen']} by "
@@ -217,11 +243,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from core.classifier import Classifier
     from core.suggest import suggest_next
 
-    classifier = Classifier(args.model)
-    store = _open_store(args)
+    store = _store(args)
+    classifier = _classifier(args, store)
+    store = _open_store(args, store)
     suggestions = drive(suggest_next(store, classifier, args.n, args.strategy, args.cancel), args.quiet)
     if args.out:
         from core.exporting import atomic_write_text, check_output_path, csv_text
@@ -275,11 +301,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = classifier.info
     print(f"model {info.version} in {classifier.folder}")
     print(f"labels ({len(info.labels)}): {', '.join(info.labels)}")
+    print(f"{info.trained_on()}")
     print(f"encoders: {info.image_key} + {info.text_key}; inference providers: {', '.join(select_providers())}")
+    print(_device_line())
     kind, scores = info.quality()
     if kind:
         print(f"{kind} samples F1 {scores['samples_f1']:.4f}, micro F1 {scores['micro_f1']:.4f}, macro F1 {scores['macro_f1']:.4f}")
     return EXIT_OK
+
+
+def _device_line() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return f"GPU: {name}; heads train on the CPU (seconds), --finetune and captioner training on the GPU"
+    return "GPU: none found; everything runs on the CPU (heads train in seconds; --finetune is slow without a GPU)"
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -431,6 +468,11 @@ def main(argv: list[str] | None = None, gui_runner: Callable[[Path | None], int]
     except TaglineError as exc:
         _warn(f"error: {exc}")
         return EXIT_ERROR
+    except BrokenPipeError:  # `tagline evaluate ... | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_OK
     except Exception as exc:  # a bug: one line on screen, the traceback in a file to attach to a report
         log_path = _save_crash_report(exc)
         _warn(f"internal error ({type(exc).__name__}: {exc}); nothing finished was lost. "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.captions_io import load_label_map, read_caption_csv, split_labels
+from core.captions_io import are_ids, load_label_map, read_caption_csv, split_labels
 from core.errors import TaglineError
 from core.metrics import Report, evaluate
 
@@ -36,6 +36,13 @@ def evaluate_csvs(predictions: Path, truth: Path, label_map_path: Path | None = 
     extra = [i for i in predicted_sets if i not in truth_sets]
     if extra:
         notes.append(f"{len(extra)} predicted images are not in the truth file and were ignored")
+    truth_names = set().union(*truth_sets.values())
+    predicted_names = set().union(*predicted_sets.values())
+    if truth_names and predicted_names and not truth_names & predicted_names:
+        ids_side = "the truth" if are_ids(truth_names) else "the predictions" if are_ids(predicted_names) else ""
+        hint = f"{ids_side} uses label ids: give --label-map FILE" if ids_side else "they label different things"
+        raise TaglineError(f"the two files share no label ({', '.join(sorted(predicted_names)[:4])} against "
+                           f"{', '.join(sorted(truth_names)[:4])}): {hint}")
     names = sorted(set().union(*truth_sets.values(), *[predicted_sets.get(i, set()) for i in truth_sets]))
     index = {n: j for j, n in enumerate(names)}
     ids = list(truth_sets)

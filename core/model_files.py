@@ -63,6 +63,17 @@ class ClassifierInfo:
             return "cross-validated", {**cross["fused"], "samples_f1_spread": spread if _number(spread) else 0.0}
         return "", {}
 
+    def trained_on(self) -> str:
+        """How many photos trained it, in words: with a held-out part, not every labelled photo did."""
+        training = self.training if isinstance(self.training, dict) else {}
+        images, train = training.get("images"), training.get("train")
+        if not isinstance(images, int):
+            return "trained on an unknown number of photos"
+        if isinstance(train, int) and train < images:
+            return (f"trained on {train:,} of {images:,} labelled photos ({training.get('validation', 0):,} chose when "
+                    f"to stop and the thresholds, {training.get('holdout', 0):,} held out to score it)")
+        return f"trained on all {images:,} labelled photos"
+
     def decision_thresholds(self) -> np.ndarray:
         if self.threshold_mode == "per_label":
             return np.asarray(self.thresholds, np.float32)

@@ -28,6 +28,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
+ACTIVE_MODEL_KEY = "active_model"  # meta: the folder of the model the project uses
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -189,6 +190,8 @@ class ProjectStore:
                 copy_read_only_project(local, path)
             self.notice = (f"{local.parent} is read-only: its project is continued in a copy at {path} "
                            f"(edits are kept there)")
+        elif path != local:
+            self.notice = f"{self.folder} is read-only: its project is kept at {path}"
         return path
 
     def _open_schema(self) -> None:
@@ -289,6 +292,16 @@ class ProjectStore:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as cur:
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    def active_model(self) -> Path | None:
+        """The model folder this project uses (set by `train` and by the app's model menu)."""
+        value = self.get_meta(ACTIVE_MODEL_KEY) or self.get_meta("gui.active_model")  # the app's key before 2026-12-02
+        return Path(value) if value else None
+
+    def set_active_model(self, folder: Path | None) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (ACTIVE_MODEL_KEY, str(folder) if folder else ""))
+            cur.execute("DELETE FROM meta WHERE key='gui.active_model'")
 
     # -- images ---------------------------------------------------------------------------
     def images(self, include_missing: bool = False) -> list[ImageRecord]:

@@ -169,6 +169,7 @@ class JobsController(QObject):
         self.window.training.start_training()
         handle.progress.connect(self._on_train_progress)
         handle.succeeded.connect(partial(self._on_trained, automatic))
+        handle.failed.connect(self.window.training.training_failed)
         handle.finished.connect(self._on_training_ended)
         return handle
 

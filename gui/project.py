@@ -10,7 +10,9 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from natsort import natsort_keygen, ns
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -18,7 +20,7 @@ from core.decisions import is_predicted, photo_labels
 from core.store import ImageRecord, Label, ProjectStore
 from core.suggest import photo_uncertainty
 
-ACTIVE_MODEL_KEY = "gui.active_model"  # store meta: folder of the model the project uses
+_NATURAL = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Project(QObject):
         self.threshold: float | None = None  # None: the model's own decisions
         self.records: dict[int, ImageRecord] = {}
         self.order: list[int] = []
+        self._name_keys: dict[str, Any] = {}
         self.captions: dict[int, tuple[str, str]] = {}
         self.predictions: dict[int, dict[str, tuple[float, bool]]] = {}
         self.confirmations: dict[int, dict[str, bool]] = {}
@@ -71,11 +74,19 @@ class Project(QObject):
         self.store.close()
 
     # -- reading --------------------------------------------------------------------------
+    def _name_key(self, record: ImageRecord) -> Any:
+        """Natural order (2.jpg before 10.jpg, as a file manager shows them); keys are cached,
+        since a rescan reloads the snapshot and most names have not changed."""
+        key = self._name_keys.get(record.relpath)
+        if key is None:
+            key = self._name_keys[record.relpath] = _NATURAL(record.relpath)
+        return key
+
     def reload(self) -> None:
         store = self.store
         images = store.images()
         self.records = {r.id: r for r in images}
-        self.order = [r.id for r in images]
+        self.order = [r.id for r in sorted(images, key=self._name_key)]
         self.reviewed = {r.id for r in images if r.reviewed_at is not None}
         self.captions = store.captions()
         self.predictions = store.predictions()
@@ -182,11 +193,10 @@ class Project(QObject):
         self.images_changed.emit(list(image_ids))
 
     def get_active_model(self) -> Path | None:
-        value = self.store.get_meta(ACTIVE_MODEL_KEY)
-        return Path(value) if value else None
+        return self.store.active_model()
 
     def set_active_model(self, folder: Path | None) -> None:
-        self.store.set_meta(ACTIVE_MODEL_KEY, str(folder) if folder else "")
+        self.store.set_active_model(folder)
 
     def models_dir(self) -> Path:
         """Models trained on this project live beside its database."""

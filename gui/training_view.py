@@ -141,6 +141,11 @@ class TrainingView(QWidget):
         self.chart.clear()
         self.chart.title = "Training…"
 
+    def training_failed(self, error: BaseException) -> None:
+        """A refused or failed run ("too few labelled photos") must not leave "Training..." up."""
+        self.chart.title = f"Not trained: {error}"
+        self.chart.update()
+
     def on_epoch(self, extra: dict[str, Any], message: str = "") -> None:
         """An epoch on the fixed split (loss and validation F1 plotted), or a step of
         cross-validation on few photos (no validation part: the title says what runs)."""
@@ -165,11 +170,10 @@ class TrainingView(QWidget):
 
     def show_model(self, info: Any) -> None:
         kind, scores = info.quality()
-        training = info.training or {}
         spread = f" (+/- {scores['samples_f1_spread']:.3f})" if "samples_f1_spread" in scores else ""
         rare = info.metrics.get("cross_validation", {}).get("rare_labels", [])
         self.summary.setText(
-            f"<b>{info.version}</b>: {len(info.labels)} labels, trained on {training.get('images', '?')} images; "
+            f"<b>{info.version}</b>: {len(info.labels)} labels, {info.trained_on()}; "
             f"{kind or 'unscored'}: samples F1 {scores.get('samples_f1', float('nan')):.3f}{spread}, "
             f"micro F1 {scores.get('micro_f1', float('nan')):.3f}, macro F1 {scores.get('macro_f1', float('nan')):.3f}"
             + (f"<br>Too few photos to learn reliably: {', '.join(rare)}" if rare else ""))

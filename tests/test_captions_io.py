@@ -118,3 +118,56 @@ def test_a_row_rejected_for_its_labels_imports_nothing_not_even_its_caption(samp
     assert [line for line, _ in report.rejected] == [2] and "unknown label" in report.rejected[0][1]
     assert store.caption(ids["rocket.jpg"]) is None and ids["rocket.jpg"] not in store.confirmations()
     assert store.caption(ids["coffee.jpg"]) == ("a cup", "imported") and report.captions == 1
+
+
+def _project_with(sample_folder: Path, tmp_path: Path, text: str | bytes, name: str = "in.csv") -> tuple[ProjectStore, Path]:
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return store, path
+
+
+def test_label_names_with_spaces_survive_and_separators_split(sample_folder: Path, tmp_path: Path) -> None:
+    assert split_labels("street furniture") == ["street furniture"]
+    assert split_labels("street furniture|people") == ["street furniture", "people"]
+    assert split_labels("1 17") == ["1", "17"] and split_labels("cat, dog") == ["cat", "dog"]
+    store, path = _project_with(sample_folder, tmp_path,
+                                "ImageID,Labels,Caption\nrocket.jpg,street furniture,a bench\ncoffee.jpg,people;cup,x\n")
+    import_rows(store, read_caption_csv(path))
+    assert [lab.name for lab in store.labels()] == ["street furniture", "people", "cup"]
+
+
+def test_ids_without_a_label_map_are_refused_or_mapped_through_the_project(sample_folder: Path, tmp_path: Path) -> None:
+    store, path = _project_with(sample_folder, tmp_path, "ImageID,Labels,Caption\nrocket.jpg,1 6,x\ncoffee.jpg,8,y\n")
+    with pytest.raises(CsvImportError, match=r"holds ids \(1, 6, 8\).*--label-map"):
+        import_rows(store, read_caption_csv(path))
+    assert store.labels() == [] and store.captions() == {}  # nothing imported
+    store.ensure_labels(["person", "bus", "truck"], ["1", "6", "8"])  # as a seed import leaves them
+    report = import_rows(store, read_caption_csv(path))
+    ids = store.image_ids_by_relpath()
+    assert report.rejected == [] and store.confirmations()[ids["coffee.jpg"]] == {"person": False, "bus": False, "truck": True}
+
+
+def test_an_empty_labels_cell_is_a_decision_of_none(sample_folder: Path, tmp_path: Path) -> None:
+    store, path = _project_with(sample_folder, tmp_path, "ImageID,Labels,Caption\nrocket.jpg,cat,x\ncoffee.jpg,,a cup\n")
+    import_rows(store, read_caption_csv(path))
+    ids = store.image_ids_by_relpath()
+    assert store.confirmations()[ids["coffee.jpg"]] == {"cat": False}
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_spreadsheet_delimiters_are_sniffed(sample_folder: Path, tmp_path: Path, delimiter: str) -> None:
+    text = f"ImageID{delimiter}Labels{delimiter}Caption\nrocket.jpg{delimiter}cat{delimiter}\"a, b; c\"\n"
+    store, path = _project_with(sample_folder, tmp_path, text)
+    read = read_caption_csv(path)
+    assert [(r.image_id, r.labels, r.caption) for r in read.rows] == [("rocket.jpg", ("cat",), "a, b; c")]
+
+
+def test_utf16_is_read_and_latin1_named_with_its_line(sample_folder: Path, tmp_path: Path) -> None:
+    text = "ImageID,Labels,Caption\nrocket.jpg,cat,café au lait\n"
+    store, path = _project_with(sample_folder, tmp_path, text.encode("utf-16"))
+    assert read_caption_csv(path).rows[0].caption == "café au lait"
+    path.write_bytes(("ImageID,Caption\nrocket.jpg,fine\n" + "coffee.jpg,café\n").encode("latin-1"))
+    with pytest.raises(CsvImportError, match=r"line 3: the file is not UTF-8 \(byte 0xe9; it looks like Latin-1"):
+        read_caption_csv(path)

@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,8 +68,6 @@ def test_enormous_field_is_read(tmp_path: Path) -> None:
 def test_non_utf8_file_is_reported_not_crashing(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("ImageID,Caption\na.jpg,caf\xe9\n".encode("latin-1"))
-    try:
-        read = read_caption_csv(path)
-        assert read.rejected and "unparsable" in read.rejected[0][1]
-    except CsvImportError as exc:
-        assert "unreadable" in str(exc) or exc.line is not None
+    with pytest.raises(CsvImportError) as refused:
+        read_caption_csv(path)
+    assert refused.value.line == 2 and "not UTF-8" in str(refused.value)

@@ -78,3 +78,31 @@ def test_onnxruntime_keeps_no_device_id_or_telemetry_in_the_users_cache(tmp_path
     code = "import core, onnxruntime; onnxruntime.InferenceSession"
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True)
     assert not list(tmp_path.rglob("deviceid")) and not list(tmp_path.rglob("onnxruntime.db"))
+
+
+def test_evaluate_of_ids_against_names_is_an_error_not_a_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    truth = tmp_path / "truth.csv"
+    truth.write_text("ImageID,Labels\na.jpg,1 17\nb.jpg,1\n", encoding="utf-8")
+    predictions = tmp_path / "pred.csv"
+    predictions.write_text("ImageID,Labels\na.jpg,person;cat\nb.jpg,person\n", encoding="utf-8")
+    assert cli.main(["evaluate", str(predictions), str(truth)]) == 2
+    assert "share no label" in capsys.readouterr().err
+    label_map = tmp_path / "map.json"
+    label_map.write_text('{"1": "person", "17": "cat"}', encoding="utf-8")
+    assert cli.main(["evaluate", str(predictions), str(truth), "--label-map", str(label_map)]) == 0
+    assert "samples F1 1.0000" in capsys.readouterr().out
+
+
+def test_evaluate_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.csv"
+    truth.write_text("ImageID,Labels\n" + "".join(f"{i}.jpg,person\n" for i in range(50)), encoding="utf-8")
+    command = f"{sys.executable} -m core.cli evaluate {truth} {truth} | head -1"
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.startswith("samples F1 1.0000") and "Traceback" not in done.stderr and "Broken" not in done.stderr
+
+
+def test_info_says_how_many_photos_trained_the_model_and_where_training_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on 13,483 of 18,000 labelled photos" in out and "2,751 held out" in out
+    assert "GPU: " in out and "CPU" in out

@@ -68,3 +68,31 @@ def test_threshold_overrides_model_decisions(synced_store):
     assert project.effective_labels(image) == ["person", "cat", "cup"]
     project.threshold = 0.99
     assert project.effective_labels(image) == []
+
+
+def test_names_sort_naturally(sample_folder):
+    import shutil
+
+    from core.progress import run_to_end
+    from core.store import ProjectStore
+    from core.sync import sync_folder
+    from gui.project import Project
+
+    for name in ("1005.jpg", "1010.jpg", "102.jpg", "9.jpg"):
+        shutil.copyfile(sample_folder / "rocket.jpg", sample_folder / name)
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    project = Project(store)
+    names = [project.records[i].relpath for i in project.order]
+    assert names[:4] == ["9.jpg", "102.jpg", "1005.jpg", "1010.jpg"] and names[4] == "astronaut.jpg"
+    store.close()
+
+
+def test_a_refused_training_does_not_leave_training_on_screen(qtbot, window, sample_folder):
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    handle = window.jobs.train()  # nothing confirmed yet: refused
+    with qtbot.waitSignal(handle.finished, timeout=20_000):
+        pass
+    assert window.training.chart.title.startswith("Not trained: no image has a confirmed label")
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy)

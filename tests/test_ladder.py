@@ -86,7 +86,8 @@ def test_photos_without_any_label_turn_the_fallback_off() -> None:
     assert len(trained.heads) >= 1 and trained.validation["folds"] == 5
 
 
-def test_train_on_100_confirmed_real_photos_uses_them_all(comp_slice: Path, tmp_path: Path) -> None:
+def test_train_on_100_confirmed_real_photos_uses_them_all(comp_slice: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     """100 confirmed photos train (the fixed split used to refuse: 0 in the training part), and
     the model reports its cross-validated score."""
     keep = sorted(comp_slice.iterdir(), key=lambda p: int(p.stem))[:100]
@@ -103,6 +104,11 @@ def test_train_on_100_confirmed_real_photos_uses_them_all(comp_slice: Path, tmp_
     assert "parking meter" in info.metrics["cross_validation"]["rare_labels"] or info.training["label_counts"]["parking meter"] >= 3
     report = run_to_end(classify_project(ProjectStore(comp_slice), Classifier(out)))
     assert report.classified == 100
+    with ProjectStore(comp_slice) as store:  # train made it the project's model: classify uses it
+        assert store.active_model() == out.resolve()
+    capsys.readouterr()
+    assert main(["classify", str(comp_slice), "--redo", "--out", str(tmp_path / "pred.csv")]) == 0
+    assert f"using the project's model {out.resolve()}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", [["--split", "--holdout", "0.2", "--validation", "0.2", "--seed", "1"]])
