@@ -32,6 +32,12 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 def run(folder: Path | None = None) -> int:
     """`tagline gui [FOLDER]`: show the window, open FOLDER if given, run until closed."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gui.platform_check import install_hint, missing_xcb_packages
+
+    missing = missing_xcb_packages()
+    if missing:  # Qt would abort with a message that does not say what to install
+        print(install_hint(missing), file=sys.stderr)
+        return 2
     app = create_app()
     from gui.errors import install_excepthook
     from gui.main_window import MainWindow

@@ -144,3 +144,22 @@ def test_the_export_writes_the_labels_the_grid_shows_at_the_chosen_threshold(qtb
     assert written == {window.project.records[i].relpath: window.project.effective_labels(i) for i in window.project.order}
     assert written != shown
     qtbot.waitUntil(lambda: not window.jobs.queue.busy)
+
+
+def test_missing_xcb_libraries_get_the_install_line_not_a_qt_abort(monkeypatch, capsys):
+    import ctypes.util
+
+    from gui import app, platform_check
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name in ("xcb-icccm", "xcb-keysyms") else real(name))
+    if real("xcb-cursor") is None:
+        expected = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1"]
+    else:
+        expected = ["libxcb-icccm4", "libxcb-keysyms1"]
+    assert platform_check.missing_xcb_packages() == expected
+    assert app.run(None) == 2
+    assert f"sudo apt install {' '.join(expected)}" in capsys.readouterr().err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert platform_check.missing_xcb_packages() == []
