@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from core.caption_words import bag_of_words
+from core.decisions import FALLBACK
 from core.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
 from core.errors import ModelError
 from core.fusion_head import create_head
@@ -83,6 +84,15 @@ class Classifier:
             self.info.row_thresholds(has_caption, generated)
         return decide(probabilities, thresholds, self.info.top1_fallback)
 
+    def decision_codes(self, probabilities: np.ndarray, has_caption: np.ndarray,
+                       generated: np.ndarray | None = None) -> np.ndarray:
+        """What `decide` chose, as stored: 0 absent, 1 past its threshold, `FALLBACK` for the most
+        likely label given to a photo where none passed (shown as a guess, not a confident call)."""
+        thresholds = self.info.row_thresholds(has_caption, generated)
+        chosen = decide(probabilities, thresholds, self.info.top1_fallback)
+        guessed = chosen & (probabilities < thresholds)
+        return np.where(guessed, FALLBACK, chosen.astype(np.int8))
+
 
 @dataclass
 class ClassifyReport:
@@ -141,7 +151,7 @@ def classify_project(
             generated = np.array([i in captions and captions[i][1] == "generated" for i in batch.image_ids])
             probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts, generated)
             store.save_predictions(
-                batch.image_ids, probs, classifier.decide(probs, batch.has_caption, generated), classifier.labels,
+                batch.image_ids, probs, classifier.decision_codes(probs, batch.has_caption, generated), classifier.labels,
                 classifier.version,
                 [current[i] for i in batch.image_ids],
             )

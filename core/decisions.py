@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+FALLBACK = 2  # stored `predicted` code of a label given only because no label passed its threshold
 Prediction = tuple[float, bool]  # (probability, decided present at the model's thresholds)
 
 

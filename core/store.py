@@ -494,6 +494,18 @@ class ProjectStore:
                 result.setdefault(image_id, {})[name] = (prob, bool(predicted))
         return result
 
+    def guessed_labels(self, image_ids: Sequence[int] | None = None) -> dict[int, set[str]]:
+        """image id -> labels the model gave only as its best guess (no label passed its threshold)."""
+        sql = ("SELECT p.image_id, l.name FROM predictions p JOIN labels l ON l.id = p.label_id "
+               "WHERE p.predicted = 2")
+        result: dict[int, set[str]] = {}
+        chunks = [None] if image_ids is None else [list(image_ids[i:i + 500]) for i in range(0, len(image_ids), 500)]
+        for chunk in chunks:
+            where = "" if chunk is None else f" AND p.image_id IN ({','.join('?' * len(chunk))})"
+            for image_id, name in self.query(sql + where, chunk or ()):
+                result.setdefault(image_id, set()).add(name)
+        return result
+
     def confirm(self, image_id: int, label: str, present: bool | None) -> None:
         """Record what the person decided for one label; None clears the decision."""
         self.confirm_many([(image_id, label, present)])

@@ -157,8 +157,8 @@ class GalleryModel(QAbstractListModel):
             return image_id in project.captions
         if role == ReviewedRole:
             return image_id in project.reviewed
-        if role == PredictedLabelsRole:
-            return project.effective_labels(image_id)
+        if role == PredictedLabelsRole:  # a best guess carries a "?" (no label passed its threshold)
+            return [f"{n}?" if project.is_guess(image_id, n) else n for n in project.effective_labels(image_id)]
         if role == ConfirmedLabelsRole:
             return [n for n, v in project.confirmations.get(image_id, {}).items() if v]
         if role == UncertaintyRole:

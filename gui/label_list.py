@@ -85,13 +85,14 @@ class LabelListModel(QAbstractListModel):
             return None
         state = self._states[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return state.name
+            return f"{state.name} (best guess?)" if state.guess else state.name
         if role == Qt.ItemDataRole.CheckStateRole:
             return Qt.CheckState.Checked if state.effective else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
             prob = "not classified" if state.probability is None else f"confidence {state.probability:.0%}"
             decided = {True: "confirmed present", False: "confirmed absent", None: "not reviewed"}[state.confirmed]
-            return f"{state.name}: {prob}, {decided}"
+            guess = "; the model's best guess: no label passed its threshold" if state.guess else ""
+            return f"{state.name}: {prob}, {decided}{guess}"
         if role == ProbabilityRole:
             return state.probability
         if role == PredictedRole:

@@ -31,6 +31,7 @@ class LabelState:
     probability: float | None  # None: never classified
     predicted: bool
     confirmed: bool | None  # None: the person has not decided
+    guess: bool = False  # given only because no label passed its threshold
 
     @property
     def effective(self) -> bool:
@@ -60,6 +61,7 @@ class Project(QObject):
         self._name_keys: dict[str, Any] = {}
         self.captions: dict[int, tuple[str, str]] = {}
         self.predictions: dict[int, dict[str, tuple[float, bool]]] = {}
+        self.guesses: dict[int, set[str]] = {}  # labels given only as the model's best guess
         self.confirmations: dict[int, dict[str, bool]] = {}
         self.reviewed: set[int] = set()
         self.labels: list[Label] = []
@@ -90,6 +92,7 @@ class Project(QObject):
         self.reviewed = {r.id for r in images if r.reviewed_at is not None}
         self.captions = store.captions()
         self.predictions = store.predictions()
+        self.guesses = store.guessed_labels()
         self.confirmations = store.confirmations()
         self.labels = store.labels()
         # The snapshot's long-lived objects would otherwise be walked by every full garbage
@@ -106,6 +109,10 @@ class Project(QObject):
         if not image_ids:
             return
         self.predictions.update(predictions_for(self.store, image_ids))
+        fresh = self.store.guessed_labels(image_ids)
+        for image_id in image_ids:
+            self.guesses.pop(image_id, None)
+        self.guesses.update(fresh)
         if len(self.labels) != len(self.store.labels()):
             self.reload_labels()
         self.images_changed.emit(list(image_ids))
@@ -124,9 +131,14 @@ class Project(QObject):
         confirmed = self.confirmations.get(image_id, {})
         return [
             LabelState(name, predicted[name][0] if name in predicted else None,
-                       self.is_predicted(image_id, name), confirmed.get(name))
+                       self.is_predicted(image_id, name), confirmed.get(name), self.is_guess(image_id, name))
             for name in self.label_names()
         ]
+
+    def is_guess(self, image_id: int, name: str) -> bool:
+        """Shown as a guess: the model's fallback label, at its thresholds, not confirmed."""
+        return (self.threshold is None and name in self.guesses.get(image_id, ())
+                and name not in self.confirmations.get(image_id, {}))
 
     def effective_labels(self, image_id: int) -> list[str]:
         return photo_labels(self.label_names(), self.predictions.get(image_id, {}),

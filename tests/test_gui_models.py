@@ -96,3 +96,35 @@ def test_a_refused_training_does_not_leave_training_on_screen(qtbot, window, sam
         pass
     assert window.training.chart.title.startswith("Not trained: no image has a confirmed label")
     qtbot.waitUntil(lambda: not window.jobs.queue.busy)
+
+
+def test_a_fallback_label_is_shown_as_a_guess_until_confirmed(synced_store):
+    import numpy as np
+
+    from core.classifier import Classifier
+    from core.decisions import FALLBACK
+    from gui.gallery import GalleryModel, PredictedLabelsRole
+    from gui.label_list import LabelListModel
+    from gui.project import Project
+    from gui.thumbnails import ThumbnailLoader
+
+    classifier = Classifier()
+    ids = [r.id for r in synced_store.images()]
+    probs = np.full((len(ids), len(classifier.labels)), 0.01, np.float32)
+    probs[0, 0] = 0.99  # person, past its threshold
+    probs[1, 15] = 0.2  # cat, the most likely but under every threshold: the fallback
+    codes = classifier.decision_codes(probs, np.ones(len(ids), np.float32))
+    assert codes[0, 0] == 1 and codes[1, 15] == FALLBACK and codes[1].sum() == FALLBACK
+    synced_store.save_predictions(ids, probs, codes, classifier.labels, classifier.version)
+    assert synced_store.guessed_labels() == {ids[1]: {"cat"}, ids[2]: {"person"}, ids[3]: {"person"}}
+    project = Project(synced_store)
+    model = GalleryModel(project, ThumbnailLoader())
+    row = {model.data(model.index(r), PredictedLabelsRole)[0]: r for r in range(model.rowCount())}
+    assert "person" in row and "cat?" in row  # a confident call and a guess, told apart
+    labels = LabelListModel(project, lambda name, present: None)
+    labels.set_image(ids[1])
+    cat = next(r for r in range(labels.rowCount()) if labels.data(labels.index(r)).startswith("cat"))
+    assert labels.data(labels.index(cat)) == "cat (best guess?)"
+    project.store.confirm(ids[1], "cat", True)
+    project.reload()
+    assert not project.is_guess(ids[1], "cat") and project.effective_labels(ids[1]) == ["cat"]
