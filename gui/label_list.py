@@ -85,7 +85,7 @@ class LabelListModel(QAbstractListModel):
             return None
         state = self._states[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{state.name} (best guess?)" if state.guess else state.name
+            return f"{state.name}?" if state.guess else state.name  # as on the gallery chip; the tooltip says why
         if role == Qt.ItemDataRole.CheckStateRole:
             return Qt.CheckState.Checked if state.effective else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
