@@ -52,7 +52,7 @@ def iter_feature_batches(
     """Features for `records`: from the store's embedding cache when the captioner can use it,
     else decoded (threads, a few batches ahead) and encoded; new embeddings are cached."""
     key = captioner.feature_key
-    cache = store.cached_embeddings(key) if key else {}
+    cache = store.cached_embeddings(key, [r.id for r in records]) if key else {}
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
 
     def cached(record: ImageRecord) -> np.ndarray | None:

@@ -77,8 +77,9 @@ def iter_embedded_batches(
     `captions` (image id -> (text, source)) defaults to every caption in the store.
     """
     image_key, text_key = encoders.image_spec.key, encoders.text_spec.key
-    image_cache = store.cached_embeddings(image_key)
-    text_cache = store.cached_embeddings(text_key)
+    wanted = [r.id for r in records]
+    image_cache = store.cached_embeddings(image_key, wanted)
+    text_cache = store.cached_embeddings(text_key, wanted)
     captions = store.captions() if captions is None else captions
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
 

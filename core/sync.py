@@ -108,9 +108,11 @@ def _apply_moves(store: ProjectStore, new: list[FoundFile], vanished: dict[str, 
     sizes = {row[2] for row in vanished.values()}
     by_digest = {row[4]: rel for rel, row in vanished.items() if row[4]}
     remaining = []
+    # hashed before the transaction: reading files must not hold the lock the app's reads wait on
+    digests = [_digest_or_none(store, item.relpath, item.raw_path, report) if item.size in sizes else None
+               for item in new]
     with store.transaction() as cur:
-        for item in new:
-            digest = _digest_or_none(store, item.relpath, item.raw_path, report) if item.size in sizes else None
+        for item, digest in zip(new, digests):
             old_rel = by_digest.pop(digest, None) if digest else None
             if old_rel is None:
                 remaining.append(item)

@@ -165,3 +165,13 @@ def test_full_disk_gives_a_clear_error_and_keeps_every_earlier_edit(sample_folde
     store.query(f"PRAGMA max_page_count={pages * 1000}")  # space freed: the same edit now lands
     store.set_captions([(i, "x" * 200_000) for i in ids], "typed")
     assert len(store.captions()) == len(ids)
+
+
+def test_cached_embeddings_reads_only_the_images_asked_for(sample_folder: Path) -> None:
+    store = open_synced(sample_folder)
+    ids = sorted(store.image_ids_by_relpath().values())
+    store.save_embeddings("enc", [(i, f"k{i}", np.full(4, i, np.float32)) for i in ids])
+    assert set(store.cached_embeddings("enc")) == set(ids)
+    some = store.cached_embeddings("enc", ids[1:3])
+    assert set(some) == set(ids[1:3]) and some[ids[1]][0] == f"k{ids[1]}" and some[ids[1]][1][0] == ids[1]
+    assert store.cached_embeddings("enc", []) == {} and store.cached_embeddings("other", ids) == {}
