@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError, write_failure_message
-from core.scan import PROJECT_DIRNAME, disk_relpath
+from core.scan import PROJECT_DIRNAME, FoundFile, disk_relpath
 
 SCHEMA_VERSION = 2  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
@@ -311,6 +311,50 @@ class ProjectStore:
             f"{where} ORDER BY relpath"
         )
         return [ImageRecord(*row) for row in rows]
+
+    # -- what a rescan reads and writes (core.sync decides, the store keeps the SQL) --------
+    def file_rows(self) -> list[tuple]:
+        """(id, relpath, size, mtime_ns, digest, present, raw_path) of every image ever seen."""
+        return self.query("SELECT id, relpath, size, mtime_ns, digest, present, raw_path FROM images")
+
+    def add_files(self, files: Sequence[FoundFile]) -> list[FoundFile]:
+        """Insert newly found files (one transaction); returns those whose shown name another
+        file already has (a non-UTF-8 name whose escaped picture is a real name), not inserted."""
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT OR IGNORE INTO images(relpath, size, mtime_ns, digest, added_at, raw_path) VALUES(?,?,?,NULL,?,?)",
+                [(f.relpath, f.size, f.mtime_ns, time.time(), f.raw_path) for f in files],
+            )
+            if cur.rowcount == len(files):
+                return []
+            stored = dict(cur.execute(
+                f"SELECT relpath, raw_path FROM images WHERE relpath IN ({','.join('?' * len(files))})",
+                [f.relpath for f in files]).fetchall())
+        return [f for f in files if stored.get(f.relpath, f.raw_path) != f.raw_path]
+
+    def move_files(self, moves: Sequence[tuple[int, FoundFile]]) -> None:
+        """Give existing records (and so their work) to files found under new names."""
+        with self.transaction() as cur:
+            cur.executemany(
+                "UPDATE images SET relpath=?, raw_path=?, size=?, mtime_ns=?, present=1 WHERE id=?",
+                [(f.relpath, f.raw_path, f.size, f.mtime_ns, image_id) for image_id, f in moves],
+            )
+
+    def mark_rescanned(self, changed: Sequence[tuple[int, FoundFile]], missing: Sequence[int]) -> None:
+        """Changed files lose their digest (hashed again), missing ones are marked, work kept."""
+        with self.transaction() as cur:
+            cur.executemany(
+                "UPDATE images SET size=?, mtime_ns=?, digest=NULL, present=1, error=NULL WHERE id=?",
+                [(f.size, f.mtime_ns, image_id) for image_id, f in changed],
+            )
+            cur.executemany("UPDATE images SET present=0 WHERE id=?", [(i,) for i in missing])
+
+    def unhashed(self) -> list[tuple[int, str, bytes | None]]:
+        return self.query("SELECT id, relpath, raw_path FROM images WHERE present=1 AND digest IS NULL")
+
+    def set_digests(self, digests: Sequence[tuple[str | None, int]]) -> None:
+        with self.transaction() as cur:
+            cur.executemany("UPDATE images SET digest=? WHERE id=?", digests)
 
     def image_ids_by_relpath(self) -> dict[str, int]:
         return dict(self.query("SELECT relpath, id FROM images WHERE present=1"))
