@@ -32,7 +32,7 @@ test: check
 
 dist: $(STAMP)
 	$(BIN)/pip install -q pyinstaller
-	$(BIN)/python -c "from pathlib import Path; from core.encoders import export_encoders; export_encoders(Path('models/encoders'))"
+	$(BIN)/python -c "from pathlib import Path; from core.models.encoders import export_encoders; export_encoders(Path('models/encoders'))"
 	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec
 	@du -sh dist/Tagline-*
 

@@ -3,7 +3,7 @@ with generated captions instead of human ones.
 
 BLEU is sacrebleu's corpus BLEU (13a tokenizer, lowercased, no smoothing; BLEU-n is sacrebleu's
 score with max n-gram order n), shown as a fraction; the last column repeats BLEU-4 with our own
-implementation (core.caption_training.corpus_bleu: word tokens, closest-reference brevity
+implementation (core.captions.caption_training.corpus_bleu: word tokens, closest-reference brevity
 penalty, as in the COCO/NLTK scripts). Speed is `caption_project` on a fresh project: decode,
 encode, beam search and store writes, nothing cached.
 
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import SHARED, holdout_folder
-from core.caption_job import caption_project, iter_feature_batches, write_caption_csv
-from core.caption_training import corpus_bleu
-from core.captioning import Captioner
+from core.captions.caption_job import caption_project, iter_feature_batches, write_caption_csv
+from core.captions.caption_training import corpus_bleu
+from core.captions.captioning import Captioner
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 
 FLICKR = SHARED / "flickr8k"
 LABEL_MAP = Path(__file__).resolve().parents[1] / "resources" / "label_maps" / "comp5329.json"
@@ -97,7 +97,7 @@ def classify_f1(folder: Path, truth: Path, generated: Path, captioner: str | Non
     reads them: `classify --caption-missing`, blended with the photo alone when the model has a
     `generated_captions` setting; and imported as if a person wrote them), and none."""
     from core.cli import main as tagline
-    from core.evaluation import evaluate_csvs
+    from core.tagging.evaluation import evaluate_csvs
 
     print("\n== classify on the comp5329 held-out slice (default model)")
     chosen = ["--captioner", captioner] if captioner else []

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import holdout_folder
-from core.classifier import Classifier, classify_project
-from core.encoders import preprocess_image
-from core.images import load_rgb
+from core.media.images import load_rgb
+from core.models.encoders import preprocess_image
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
+from core.tagging.classifier import Classifier, classify_project
 
 
 def main(count: int = 512, other: Path | None = None) -> None:
@@ -79,8 +79,8 @@ def naive_loop(folder: Path, names: list[str], texts: list[str], classifier: Cla
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from core.registry import image_spec, text_spec
-    from core.torch_encoders import PooledFeatures
+    from core.models.registry import image_spec, text_spec
+    from core.models.torch_encoders import PooledFeatures
 
     spec = image_spec(classifier.info.image_encoder)
     model = PooledFeatures.create(spec)

@@ -15,10 +15,10 @@ from dataclasses import replace
 import numpy as np
 
 from bench.common import load_comp_embeddings
-from core.caption_words import build_vocabulary
-from core.learn import with_caption_words
+from core.learn.caption_words import build_vocabulary
+from core.learn.training import TrainConfig, train_head
 from core.progress import run_to_end
-from core.training import TrainConfig, train_head
+from core.tagging.learning import with_caption_words
 
 OLD = TrainConfig(ensemble=1, loss="weighted_bce", caption_words=True, dropout=0.5, second_dropout=None, text_dropout=0.1,
                   standardise_text=False)  # the recipe of the model shipped on 2026-11-24
@@ -49,8 +49,8 @@ def late_fusion() -> None:
     """Rung: late fusion of differently built heads, weights on a grid, all on validation."""
     import itertools
 
-    from core.metrics import best_global_threshold
-    from core.training import predict_heads
+    from core.learn.metrics import best_global_threshold
+    from core.learn.training import predict_heads
 
     data, part = load_comp_embeddings()
     train, val = np.flatnonzero(part == "train"), np.flatnonzero(part == "validation")

@@ -1,4 +1,4 @@
-"""How long `tagline train` makes a person wait with few photos: `core.ladder.train_small` alone
+"""How long `tagline train` makes a person wait with few photos: `core.learn.ladder.train_small` alone
 on the same 200 and 500 photos of each label set of bench_learning_curve.
 
 Usage: python -m bench.bench_ladder_time [THREADS] [SETS]   (defaults: 2, cab)
@@ -15,7 +15,7 @@ import torch
 
 from bench.bench_learning_curve import label_set
 from bench.common import load_comp_embeddings
-from core.ladder import train_small
+from core.learn.ladder import train_small
 from core.progress import run_to_end
 
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import load_comp_embeddings
-from core.ladder import train_small
-from core.metrics import decide, samples_f1
+from core.learn.ladder import train_small
+from core.learn.metrics import decide, samples_f1
+from core.learn.training import TrainingData, predict_heads
 from core.progress import run_to_end
-from core.suggest import STRATEGIES, choose
-from core.training import TrainingData, predict_heads
+from core.tagging.suggest import STRATEGIES, choose
 
 GROUPS = {
     "animal": ["bird", "cat", "dog", "horse"],
@@ -66,7 +66,7 @@ def label_set(data: TrainingData, name: str) -> tuple[TrainingData, np.ndarray]:
 def default_model_logits(data: TrainingData) -> np.ndarray:
     """What the bundled model already knows: its 18 label logits for each row (photo and
     caption as given; zero text rows are read as photos alone)."""
-    from core.classifier import Classifier
+    from core.tagging.classifier import Classifier
 
     classifier = Classifier()
     probs = classifier.predict(data.image, data.text, data.has_caption, data.captions)

@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.common import holdout_folder
 from core.cli import main as tagline
-from core.evaluation import evaluate_csvs
+from core.tagging.evaluation import evaluate_csvs
 
 LABEL_MAP = Path(__file__).resolve().parents[1] / "resources" / "label_maps" / "comp5329.json"
 
@@ -27,7 +27,7 @@ def main(limit: int | None = None) -> None:
     store = str(work / "project.db")
     fused, alone = work / "fused.csv", work / "image.csv"
     tagline(["-q", "classify", str(folder), "--store", store, "--captions", str(truth), "--out", str(fused), "--label-ids"])
-    from core.store import ProjectStore
+    from core.store.database import ProjectStore
 
     with ProjectStore(folder, Path(store)) as project:
         with project.transaction() as cur:
@@ -46,13 +46,13 @@ def main(limit: int | None = None) -> None:
 def caption_only() -> None:
     """Caption-alone baseline: same head family, caption embeddings only, same split."""
     from bench.common import COMP
-    from core.embedding import Encoders
-    from core.learn import SplitRule, collect_training_data
-    from core.metrics import decide, evaluate
+    from core.learn.metrics import decide, evaluate
+    from core.learn.training import TrainConfig, TrainingData, predict_heads, train_head
+    from core.models.embedding import Encoders
+    from core.models.registry import image_spec, text_spec
     from core.progress import run_to_end
-    from core.registry import image_spec, text_spec
-    from core.store import ProjectStore
-    from core.training import TrainConfig, TrainingData, predict_heads, train_head
+    from core.store.database import ProjectStore
+    from core.tagging.learning import SplitRule, collect_training_data
 
     store = ProjectStore(COMP / "images")
     if not store.confirmations():
@@ -60,8 +60,8 @@ def caption_only() -> None:
         return
     data, relpaths = run_to_end(collect_training_data(store, Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))))
     train, validation, hold = SplitRule().indices(relpaths)
-    from core.caption_words import build_vocabulary
-    from core.learn import with_caption_words
+    from core.learn.caption_words import build_vocabulary
+    from core.tagging.learning import with_caption_words
 
     vocabulary = build_vocabulary(c for c in (data.captions[i] for i in train) if c)
     data = with_caption_words(data, vocabulary)

@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from bench.common import COMP
-from core.caption_words import build_vocabulary
-from core.embedding import Encoders
-from core.learn import SplitRule, collect_training_data, with_caption_words
+from core.learn.caption_words import build_vocabulary
+from core.learn.training import TrainConfig, train_head
+from core.models.embedding import Encoders
+from core.models.registry import image_spec, text_spec
 from core.progress import run_to_end
-from core.registry import image_spec, text_spec
-from core.store import ProjectStore
-from core.training import TrainConfig, train_head
+from core.store.database import ProjectStore
+from core.tagging.learning import SplitRule, collect_training_data, with_caption_words
 
 BEFORE = TrainConfig(ensemble=3, loss="weighted_bce", caption_words=True, dropout=0.5, second_dropout=None,
                      text_dropout=0.1, standardise_text=False)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.embedding import Encoders
-from core.learn import SplitRule, collect_training_data
+from core.learn.training import TrainingData
+from core.models.embedding import Encoders
+from core.models.registry import image_spec, text_spec
 from core.progress import run_to_end
-from core.registry import image_spec, text_spec
-from core.store import ProjectStore
-from core.training import TrainingData
+from core.store.database import ProjectStore
+from core.tagging.learning import SplitRule, collect_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TAGLINE_SHARED_DATA", ROOT.parent / "shared" / "data"))

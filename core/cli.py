@@ -67,7 +67,7 @@ def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
 def _open_store(args: argparse.Namespace, store: Any = None) -> Any:
     """Open the folder's project (unless given) and bring it in line with the folder."""
     from core.progress import run_to_end
-    from core.sync import sync_folder
+    from core.store.sync import sync_folder
 
     store = store if store is not None else _store(args)
     report = drive(sync_folder(store), args.quiet) if not args.quiet else run_to_end(sync_folder(store))
@@ -83,7 +83,7 @@ def _open_store(args: argparse.Namespace, store: Any = None) -> Any:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from core.store import ProjectStore
+    from core.store.database import ProjectStore
 
     store = ProjectStore(args.folder, Path(args.store) if args.store else None)
     if store.notice:
@@ -94,7 +94,7 @@ def _store(args: argparse.Namespace) -> Any:
 def _classifier(args: argparse.Namespace, store: Any, **options: Any) -> Any:
     """`--model`, else the model the project uses (the last one `train` made for it, or the one
     chosen in the app), else the bundled one."""
-    from core.classifier import Classifier
+    from core.tagging.classifier import Classifier
 
     if args.model:
         return Classifier(args.model, **options)
@@ -109,7 +109,7 @@ def _classifier(args: argparse.Namespace, store: Any, **options: Any) -> Any:
 
 def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) -> int:
     """Captions (and labels) from --captions, then sidecars for images still without one."""
-    from core.captions_io import import_rows, load_label_map, read_caption_csv, read_sidecar_captions
+    from core.formats.captions_io import import_rows, load_label_map, read_caption_csv, read_sidecar_captions
 
     rejected = 0
     if getattr(args, "captions", None):
@@ -142,21 +142,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from core.classifier import classify_project
-    from core.exporting import collect_rows, export_csv
+    from core.formats.exporting import collect_rows, export_csv
+    from core.tagging.classifier import classify_project
 
     store = _store(args)
     classifier = _classifier(args, store, top1_fallback=False if args.no_fallback else None)
     store = _open_store(args, store)
     if args.out:  # before minutes of work: never over the truth file, the database or a photo
-        from core.exporting import check_output_path
+        from core.formats.exporting import check_output_path
 
         check_output_path(store, Path(args.out), [Path(args.captions)] if args.captions else [])
     rejected = _import_captions(args, store, with_labels=False)
     caption_failures: list[tuple[str, str]] = []
     if args.caption_missing:  # photos without a caption get a generated one first, and it is read
-        from core.caption_job import caption_project
-        from core.captioning import load_captioner
+        from core.captions.caption_job import caption_project
+        from core.captions.captioning import load_captioner
 
         captioning = drive(caption_project(store, load_captioner(args.captioner, prefer_gpu=not args.cpu), cancel=args.cancel,
                                            batch_size=args.batch_size), args.quiet)
@@ -178,13 +178,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from core.caption_job import caption_project, write_caption_csv
-    from core.captioning import load_captioner
+    from core.captions.caption_job import caption_project, write_caption_csv
+    from core.captions.captioning import load_captioner
 
     captioner = load_captioner(args.model, prefer_gpu=not args.cpu, style=args.style)
     store = _open_store(args)
     if args.out:
-        from core.exporting import check_output_path
+        from core.formats.exporting import check_output_path
 
         check_output_path(store, Path(args.out))
     report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
@@ -199,11 +199,11 @@ def cmd_caption(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.captions_io import load_label_map
-    from core.embedding import Encoders
-    from core.learn import SplitRule, learn
-    from core.registry import image_spec, text_spec
-    from core.training import TrainConfig
+    from core.formats.captions_io import load_label_map
+    from core.learn.training import TrainConfig
+    from core.models.embedding import Encoders
+    from core.models.registry import image_spec, text_spec
+    from core.tagging.learning import SplitRule, learn
 
     store = _open_store(args)
     rejected = _import_captions(args, store, with_labels=True)
@@ -213,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          caption_words=args.caption_words)
     split = SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed)
     if args.finetune:
-        from core.finetune import FinetuneConfig, finetune
+        from core.tagging.finetune import FinetuneConfig, finetune
 
         tune = FinetuneConfig(epochs=args.finetune_epochs, device="cpu" if args.cpu else "auto")
         job = finetune(store, Path(args.out), encoders, split, tune, config, external, args.cancel)
@@ -243,14 +243,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from core.suggest import suggest_next
+    from core.tagging.suggest import suggest_next
 
     store = _store(args)
     classifier = _classifier(args, store)
     store = _open_store(args, store)
     suggestions = drive(suggest_next(store, classifier, args.n, args.strategy, args.cancel), args.quiet)
     if args.out:
-        from core.exporting import atomic_write_text, check_output_path, csv_text
+        from core.formats.exporting import atomic_write_text, check_output_path, csv_text
 
         check_output_path(store, Path(args.out))
         atomic_write_text(Path(args.out), csv_text(["ImageID", "Uncertainty"],
@@ -263,7 +263,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import evaluate_csvs, format_report
+    from core.tagging.evaluation import evaluate_csvs, format_report
 
     report, notes = evaluate_csvs(Path(args.predictions), Path(args.truth),
                                   Path(args.label_map) if args.label_map else None)
@@ -273,14 +273,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        from core.exporting import atomic_write_text
+        from core.formats.exporting import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=1))
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.exporting import collect_rows, export_csv, export_json, export_sidecars
+    from core.formats.exporting import collect_rows, export_csv, export_json, export_sidecars
 
     store = _open_store(args)
     rows = collect_rows(store, predicted_only=args.predicted_only, threshold=args.threshold)
@@ -294,8 +294,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from core.classifier import Classifier
-    from core.encoders import select_providers
+    from core.models.encoders import select_providers
+    from core.tagging.classifier import Classifier
 
     classifier = Classifier(args.model)
     info = classifier.info

@@ -10,7 +10,7 @@ from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QApplication
 
 from core.errors import StoreError, TaglineError
-from core.store import LabelSnapshot
+from core.store.database import LabelSnapshot
 from gui import errors
 from gui.project import Project
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from core.progress import CancelToken, Progress
-from core.store import ProjectStore
+from core.store.database import ProjectStore
 
 
 def sync_job(store: ProjectStore, cancel: CancelToken) -> Generator[Progress, None, Any]:
-    from core.sync import sync_folder
+    from core.store.sync import sync_folder
 
     return (yield from sync_folder(store, cancel))
 
@@ -25,7 +25,7 @@ def classify_job(store: ProjectStore, model_dir: Path | None, batch_size: int, p
                  cancel: CancelToken, top1_fallback: bool = True, redo: bool = False) -> Generator[Progress, None, Any]:
     """`redo` decides every photo again (cheap: embeddings are cached), e.g. after the fallback changed."""
     yield Progress("classify", 0, 0, message="loading the model")
-    from core.classifier import Classifier, classify_project
+    from core.tagging.classifier import Classifier, classify_project
 
     classifier = Classifier(model_dir, top1_fallback=top1_fallback)
     encoders = classifier.encoders(prefer_gpu=prefer_gpu)
@@ -36,8 +36,8 @@ def caption_job(store: ProjectStore, batch_size: int, prefer_gpu: bool,
                 cancel: CancelToken) -> Generator[Progress, None, Any]:
     """Write captions for photos that have none (never replaces a person's caption)."""
     yield Progress("caption", 0, 0, message="loading the captioner")
-    from core.caption_job import caption_project
-    from core.captioning import load_captioner
+    from core.captions.caption_job import caption_project
+    from core.captions.captioning import load_captioner
 
     captioner = load_captioner(prefer_gpu=prefer_gpu)
     return (yield from caption_project(store, captioner, cancel=cancel, batch_size=batch_size))
@@ -47,9 +47,9 @@ def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
               cancel: CancelToken) -> Generator[Progress, None, Any]:
     """Fine-tune from confirmed labels with the bundled model's encoders and label ids."""
     yield Progress("embed", 0, 0, message="loading the encoders")
-    from core.classifier import Classifier
-    from core.learn import learn
-    from core.training import TrainConfig
+    from core.learn.training import TrainConfig
+    from core.tagging.classifier import Classifier
+    from core.tagging.learning import learn
 
     base = Classifier()
     config = TrainConfig(max_epochs=epochs)
@@ -69,7 +69,7 @@ class ExportRequest:
 
 
 def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken) -> Generator[Progress, None, int]:
-    from core.exporting import collect_rows, export_csv, export_json, export_sidecars
+    from core.formats.exporting import collect_rows, export_csv, export_json, export_sidecars
 
     yield Progress("export", 0, 1, message="collecting rows")
     rows = collect_rows(store, request.image_ids, threshold=request.threshold)
@@ -88,7 +88,7 @@ def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken)
 
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:
     """Which device the encoders will use (imports onnxruntime, so it runs in the background)."""
-    from core.encoders import cuda_fallback_reason, select_providers
+    from core.models.encoders import cuda_fallback_reason, select_providers
 
     yield Progress("device", 0, 1)
     providers = select_providers(prefer_gpu)
@@ -100,6 +100,6 @@ def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, Non
 
 def model_summary(model_dir: Path | None) -> Any:
     """Read a model's metadata only (no weights, no torch)."""
-    from core.model_files import default_model_dir, read_info
+    from core.models.model_files import default_model_dir, read_info
 
     return read_info(model_dir or default_model_dir())

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import TaglineError
-from core.images import is_image_path
-from core.store import ProjectStore
+from core.media.images import is_image_path
+from core.store.database import ProjectStore
 from gui import errors, review
 from gui.detail import DetailPanel
 from gui.filter_bar import FilterBar

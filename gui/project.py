@@ -16,9 +16,9 @@ from natsort import natsort_keygen, ns
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from core.decisions import is_predicted, photo_labels
-from core.store import ImageRecord, Label, ProjectStore
-from core.suggest import photo_uncertainty
+from core.store.database import ImageRecord, Label, ProjectStore
+from core.store.decisions import is_predicted, photo_labels
+from core.tagging.suggest import photo_uncertainty
 
 _NATURAL = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
 
@@ -146,7 +146,7 @@ class Project(QObject):
 
     def uncertainty(self, image_id: int) -> float:
         """1 when some label sits right on its threshold, 0 when every label is clear-cut
-        (core.suggest's measure, at the thresholds in force); -1 when never classified."""
+        (core.tagging.suggest's measure, at the thresholds in force); -1 when never classified."""
         predicted = self.predictions.get(image_id)
         if not predicted:
             return -1.0

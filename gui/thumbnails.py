@@ -42,7 +42,7 @@ def pil_to_qimage(image: object) -> QImage:
 
 def decode_scaled(path: Path, max_side: int) -> QImage:
     """Decode at reduced size (JPEG draft mode); raises ImageDecodeError."""
-    from core.images import load_rgb
+    from core.media.images import load_rgb
 
     return pil_to_qimage(load_rgb(path, max_side=max_side))
 

@@ -55,7 +55,7 @@ def comp_slice(tmp_path: Path) -> Path:
     """160 real photos of the default model's held-out part (symlinks, not copies)."""
     if not (COMP / "train.csv").is_file():
         pytest.skip("../shared/data is not present")
-    from core.learn import SplitRule
+    from core.tagging.learning import SplitRule
 
     folder = tmp_path / "comp"
     folder.mkdir()

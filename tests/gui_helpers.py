@@ -32,8 +32,8 @@ def gui_env(tmp_path: Path, qapp: object) -> Iterator[None]:
 @pytest.fixture
 def synced_store(sample_folder: Path) -> Iterator[object]:
     from core.progress import run_to_end
-    from core.store import ProjectStore
-    from core.sync import sync_folder
+    from core.store.database import ProjectStore
+    from core.store.sync import sync_folder
 
     store = ProjectStore(sample_folder)
     run_to_end(sync_folder(store))

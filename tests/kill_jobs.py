@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.progress import Progress
-from core.store import ProjectStore
+from core.store.database import ProjectStore
 
 T = TypeVar("T")
 
@@ -36,9 +36,9 @@ def run_announcing(job: Generator[Progress, None, T]) -> T:
 
 def train_forever(folder: str, model_dir: str, seed: int) -> None:
     """Embed (resuming from the cache), train a small head and save it, again and again."""
-    from core.classifier import Classifier
-    from core.learn import SplitRule, learn
-    from core.training import TrainConfig
+    from core.learn.training import TrainConfig
+    from core.tagging.classifier import Classifier
+    from core.tagging.learning import SplitRule, learn
 
     store = ProjectStore(folder)
     encoders = Classifier().encoders(prefer_gpu=False)
@@ -51,8 +51,8 @@ def train_forever(folder: str, model_dir: str, seed: int) -> None:
 
 def caption_forever(folder: str, seed: int) -> None:
     """Fill missing captions batch by batch; when all are done, forget the generated ones."""
-    from core.caption_job import caption_project
-    from core.captioning import Captioner
+    from core.captions.caption_job import caption_project
+    from core.captions.captioning import Captioner
 
     store = ProjectStore(folder)
     captioner = Captioner(prefer_gpu=False)
@@ -68,7 +68,7 @@ def caption_forever(folder: str, seed: int) -> None:
 
 def classify_forever(folder: str, seed: int) -> None:
     """Classify every photo batch by batch; when all are done, forget the predictions."""
-    from core.classifier import Classifier, classify_project
+    from core.tagging.classifier import Classifier, classify_project
 
     store = ProjectStore(folder)
     classifier = Classifier()

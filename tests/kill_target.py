@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import sys
 
-from core.store import ProjectStore
+from core.store.database import ProjectStore
 
 
 def main(folder: str, seed: int) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.caption_job import caption_project
-from core.caption_training import main as train_main
-from core.captioning import (
+from core.captions.caption_job import caption_project
+from core.captions.caption_training import main as train_main
+from core.captions.captioning import (
     SPECIALS,
     Captioner,
     CaptionerInfo,
@@ -23,14 +23,14 @@ from core.captioning import (
     greedy_decode,
     save_captioner,
 )
-from core.encoders import ImageEncoder, region_key
+from core.captions.region_cache import region_cache_paths, region_features, region_rows
 from core.errors import ModelError
-from core.images import load_rgb
+from core.media.images import load_rgb
+from core.models.encoders import ImageEncoder, region_key
+from core.models.registry import image_spec
 from core.progress import run_to_end
-from core.region_cache import region_cache_paths, region_features, region_rows
-from core.registry import image_spec
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 from tests import badfiles
 from tests.conftest import COMP, SAMPLE, needs_shared
 
@@ -142,7 +142,7 @@ def test_region_cache_survives_a_damaged_index(sample_folder: Path) -> None:
 
 
 def test_decoder_config_reads_the_features_of_its_kind() -> None:
-    from core.caption_training import decoder_config
+    from core.captions.caption_training import decoder_config
 
     spec = image_spec("efficientnet_lite0")
     assert decoder_config("attention", spec).feature_dim == 1280  # channels of each region
@@ -215,7 +215,7 @@ def test_decoding_never_writes_unknown_or_special_words() -> None:
 def test_full_disk_costs_the_region_cache_not_the_features(sample_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from core import region_cache
+    from core.captions import region_cache
 
     store = synced_store(sample_folder)
     source = FrozenImageFeatures(image_spec("efficientnet_lite0"), prefer_gpu=False, regions=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.caption_trust import calibrate, choose_weight
-from core.classifier import Classifier
+from core.captions.caption_trust import calibrate, choose_weight
 from core.cli import main
-from core.learn import SplitRule
-from core.model_files import default_model_dir, read_info
-from core.store import ProjectStore
+from core.models.model_files import default_model_dir, read_info
+from core.store.database import ProjectStore
+from core.tagging.classifier import Classifier
+from core.tagging.learning import SplitRule
 from tests.conftest import ROOT, needs_shared, write_comp_truth
 from tests.test_caption_attention import tiny_attention_captioner
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.caption_job import caption_project
-from core.caption_training import corpus_bleu
-from core.captioning import (
+from core.captions.caption_job import caption_project
+from core.captions.caption_training import corpus_bleu
+from core.captions.captioning import (
     BlipCaptioner,
     Captioner,
     beam_decode,
@@ -23,10 +23,10 @@ from core.captioning import (
 )
 from core.cli import main
 from core.errors import Cancelled, ModelError
-from core.images import load_rgb
+from core.media.images import load_rgb
 from core.progress import CancelToken, run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 from tests import badfiles
 from tests.conftest import SAMPLE
 
@@ -185,7 +185,7 @@ def test_classify_can_caption_missing_photos_first(sample_folder: Path, tmp_path
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """`classify --caption-missing`: photos without a caption get a generated one, which the
     classifier then reads; a typed caption is kept and a broken file is reported once."""
-    from core.classifier import Classifier
+    from core.tagging.classifier import Classifier
 
     (sample_folder / "broken.jpg").write_bytes(b"not a photo")
     store = synced_store(sample_folder)

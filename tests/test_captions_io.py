@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from core.captions_io import import_rows, load_label_map, read_caption_csv, safe_relpath, split_labels
 from core.errors import CsvImportError
+from core.formats.captions_io import import_rows, load_label_map, read_caption_csv, safe_relpath, split_labels
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 from tests.conftest import COMP, ROOT, needs_shared
 
 QUIRKY = (
@@ -89,10 +89,10 @@ def test_sidecars_are_read_only_from_regular_files_inside_the_folder(sample_fold
     not read (no leak into exports, no memory blow-up, no hang); a plain one is."""
     import os
 
-    from core.captions_io import SIDECAR_MAX_BYTES, read_sidecar_captions
+    from core.formats.captions_io import SIDECAR_MAX_BYTES, read_sidecar_captions
     from core.progress import run_to_end
-    from core.store import ProjectStore
-    from core.sync import sync_folder
+    from core.store.database import ProjectStore
+    from core.store.sync import sync_folder
 
     secret = tmp_path / "secret.txt"
     secret.write_text("the neighbour's diary", encoding="utf-8")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.classifier import Classifier, classify_project
 from core.cli import main
 from core.errors import Cancelled
 from core.progress import CancelToken, run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
+from core.tagging.classifier import Classifier, classify_project
 from tests import badfiles
 from tests.conftest import ROOT, write_comp_truth
 
@@ -133,7 +133,7 @@ def test_real_photos_score_well_against_their_truth(comp_slice: Path, tmp_path: 
     truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
     out = tmp_path / "pred.csv"
     assert main(["-q", "classify", str(comp_slice), "--captions", str(truth), "--out", str(out), "--label-ids"]) == 0
-    from core.evaluation import evaluate_csvs
+    from core.tagging.evaluation import evaluate_csvs
 
     report, _ = evaluate_csvs(out, truth)
     assert report.samples_f1 > 0.75

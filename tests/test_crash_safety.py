@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = int(os.environ.get("TAGLINE_KILLS", "12"))
@@ -82,7 +82,7 @@ def check_state(folder: Path, labels: dict[tuple[int, str], bool], captions: dic
 def test_classify_killed_midway_resumes_and_finishes(comp_slice: Path) -> None:
     """SIGKILL `tagline classify` while batches are being committed; the next run only does
     what is left, and the database stays sound."""
-    from core.classifier import Classifier, classify_project
+    from core.tagging.classifier import Classifier, classify_project
 
     command = [sys.executable, "-m", "gui.entry", "-q", "classify", str(comp_slice), "--batch-size", "8"]
     version = Classifier().version
@@ -163,10 +163,10 @@ def test_training_killed_at_random_moments_keeps_the_project_and_a_whole_model(c
     """Kills land while embedding, training or saving: the database stays sound, the labels a
     person confirmed are untouched, embeddings already computed stay cached (the next run
     resumes from them), and the model folder always holds a matching pair of files."""
-    from core.classifier import Classifier
     from core.cli import main
-    from core.learn import _version
-    from core.model_files import load_head_weights, read_info
+    from core.models.model_files import load_head_weights, read_info
+    from core.tagging.classifier import Classifier
+    from core.tagging.learning import _version
     from tests.conftest import COMP
 
     label_map = ROOT / "resources" / "label_maps" / "comp5329.json"
@@ -198,8 +198,8 @@ def test_training_killed_at_random_moments_keeps_the_project_and_a_whole_model(c
 
 
 def test_captioning_killed_at_random_moments_keeps_typed_captions_and_resumes(comp_slice: Path) -> None:
-    from core.caption_job import caption_project
-    from core.captioning import Captioner
+    from core.captions.caption_job import caption_project
+    from core.captions.captioning import Captioner
 
     with ProjectStore(comp_slice) as store:
         run_to_end(sync_folder(store))
@@ -227,7 +227,7 @@ def test_captioning_killed_at_random_moments_keeps_typed_captions_and_resumes(co
 def test_classification_killed_at_random_moments_commits_whole_batches_and_resumes(comp_slice: Path) -> None:
     """Each batch's predictions and embeddings land in one transaction: after any kill every
     photo has a prediction for every label or none, and the next run does only what is left."""
-    from core.classifier import Classifier, classify_project
+    from core.tagging.classifier import Classifier, classify_project
 
     with ProjectStore(comp_slice) as store:
         run_to_end(sync_folder(store))

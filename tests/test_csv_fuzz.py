@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.captions_io import import_rows, read_caption_csv
 from core.errors import CsvImportError
+from core.formats.captions_io import import_rows, read_caption_csv
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 
 NAMES = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg", "missing.jpg", "../up.jpg", ""]
 cell_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.encoders import ImageEncoder, TextEncoder, preprocess_image
 from core.errors import ModelError
-from core.images import load_rgb
-from core.registry import image_spec, text_spec, timm_image_spec
-from core.torch_encoders import PooledFeatures, build_timm_backbone, create_text_module, load_state_dict
+from core.media.images import load_rgb
+from core.models.encoders import ImageEncoder, TextEncoder, preprocess_image
+from core.models.registry import image_spec, text_spec, timm_image_spec
+from core.models.torch_encoders import PooledFeatures, build_timm_backbone, create_text_module, load_state_dict
 
 IMAGENET_CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from core import cli
-from core.exporting import atomic_write_text
-from core.temp_files import sweep_stale, temp_path
+from core.formats.exporting import atomic_write_text
+from core.formats.temp_files import sweep_stale, temp_path
 from tests.conftest import ROOT
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from core.cli import EXIT_ERROR, main
 from core.errors import ModelError, TaglineError
-from core.exporting import export_csv
-from core.model_files import default_model_dir, load_head_weights, read_info, save_classifier
+from core.formats.exporting import export_csv
+from core.models.model_files import default_model_dir, load_head_weights, read_info, save_classifier
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 
 
 def fail_fsync(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.classifier import Classifier
 from core.errors import TaglineError
-from core.exporting import collect_rows, export_csv
-from core.images import IMAGE_EXTENSIONS
+from core.formats.exporting import collect_rows, export_csv
+from core.media.images import IMAGE_EXTENSIONS
+from core.media.scan import stored_name
 from core.progress import run_to_end
-from core.scan import stored_name
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
+from core.tagging.classifier import Classifier
 from tests.conftest import ROOT, SAMPLE
 
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -74,8 +74,8 @@ def test_names_sort_naturally(sample_folder):
     import shutil
 
     from core.progress import run_to_end
-    from core.store import ProjectStore
-    from core.sync import sync_folder
+    from core.store.database import ProjectStore
+    from core.store.sync import sync_folder
     from gui.project import Project
 
     for name in ("1005.jpg", "1010.jpg", "102.jpg", "9.jpg"):
@@ -102,8 +102,8 @@ def test_a_fallback_label_is_shown_as_a_guess_until_confirmed(synced_store):
     import numpy as np
     from PySide6.QtCore import Qt
 
-    from core.classifier import Classifier
-    from core.decisions import FALLBACK
+    from core.store.decisions import FALLBACK
+    from core.tagging.classifier import Classifier
     from gui.gallery import GalleryModel, PredictedLabelsRole
     from gui.label_list import LabelListModel
     from gui.project import Project

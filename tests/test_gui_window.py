@@ -9,7 +9,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from core.progress import run_to_end
-from core.sync import sync_folder
+from core.store.sync import sync_folder
 from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
 from tests.gui_helpers import fake_predictions
 
@@ -116,8 +116,8 @@ def test_settings_are_written_where_the_default_format_points(tmp_path):
 
 
 def test_the_export_writes_the_labels_the_grid_shows_at_the_chosen_threshold(qtbot, window, sample_folder, tmp_path):
-    """One labelling rule (core.decisions): with the slider at 0.09 the grid and the export agree."""
-    from core.store import ProjectStore
+    """One labelling rule (core.store.decisions): with the slider at 0.09 the grid and the export agree."""
+    from core.store.database import ProjectStore
     from gui.jobs import ExportRequest
 
     with ProjectStore(sample_folder) as store:

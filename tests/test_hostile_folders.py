@@ -14,11 +14,11 @@ import pytest
 
 from core.cli import main
 from core.errors import ImageDecodeError, StoreError
-from core.images import load_rgb
+from core.media.images import load_rgb
+from core.media.scan import file_digest
 from core.progress import run_to_end
-from core.scan import file_digest
-from core.store import SCHEMA_VERSION, ProjectStore
-from core.sync import sync_folder
+from core.store.database import SCHEMA_VERSION, ProjectStore
+from core.store.sync import sync_folder
 from tests.conftest import ROOT
 
 CAPTIONS = ROOT / "resources" / "sample" / "captions.csv"

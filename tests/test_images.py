@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from core.errors import ImageDecodeError
-from core.images import load_rgb
+from core.media.images import load_rgb
 from tests import badfiles
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.classifier import Classifier, classify_project
 from core.cli import main
-from core.ladder import assign_folds, cross_validate, fit_linear, train_small
-from core.model_files import read_info
+from core.learn.ladder import assign_folds, cross_validate, fit_linear, train_small
+from core.learn.training import TrainingData, predict_heads
+from core.models.model_files import read_info
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.training import TrainingData, predict_heads
+from core.store.database import ProjectStore
+from core.tagging.classifier import Classifier, classify_project
 from tests.conftest import ROOT, write_comp_truth
 
 LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
@@ -124,9 +124,9 @@ def test_split_flag_keeps_a_held_out_part(comp_slice: Path, tmp_path: Path, flag
 def test_a_blend_of_rungs_saves_and_loads_with_its_weights(tmp_path: Path) -> None:
     """A linear head and MLP heads in one model folder: Classifier rebuilds each member with its
     own kind and weight and predicts exactly what the trained blend did."""
-    from core.ladder import Rung, default_rungs, fit_rung
-    from core.learn import ensemble_tensors
-    from core.model_files import ClassifierInfo, save_classifier
+    from core.learn.ladder import Rung, default_rungs, fit_rung
+    from core.models.model_files import ClassifierInfo, save_classifier
+    from core.tagging.learning import ensemble_tensors
 
     data = separable(80, rare=10)
     linear, mlp = default_rungs(80)[1], default_rungs(80)[-1]

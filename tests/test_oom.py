@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from core.errors import ModelError
-from core.oom import OomGuard, is_out_of_memory
+from core.models.oom import OomGuard, is_out_of_memory
+from core.models.registry import image_spec, text_spec
 from core.progress import run_to_end
-from core.registry import image_spec, text_spec
 
 ORT_OOM = RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
                        "Conv node. Name:'/conv_stem/Conv' Status Message: /onnxruntime_src/onnxruntime/core/framework/"
@@ -94,7 +94,7 @@ class GreedySession:
 
 
 def test_encoders_give_the_same_vectors_after_splitting_or_moving_to_the_cpu() -> None:
-    from core.encoders import ImageEncoder, TextEncoder, cuda_fallback_reason
+    from core.models.encoders import ImageEncoder, TextEncoder, cuda_fallback_reason
 
     image = ImageEncoder(image_spec("efficientnet_lite0"), prefer_gpu=False)
     pixels = np.random.default_rng(0).normal(size=(5, 3, 256, 256)).astype(np.float32)
@@ -114,9 +114,9 @@ def test_finetuning_splits_batches_when_memory_runs_out(sample_folder: Path, tmp
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from core.finetune import FinetuneConfig, finetune
-    from core.torch_encoders import PooledFeatures
-    from core.training import TrainConfig
+    from core.learn.training import TrainConfig
+    from core.models.torch_encoders import PooledFeatures
+    from core.tagging.finetune import FinetuneConfig, finetune
     from tests.test_training import tiny_finetune_project
 
     create = PooledFeatures.create

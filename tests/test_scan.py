@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.scan import ScanProblem, walk_images
+from core.media.scan import ScanProblem, walk_images
 
 
 def test_odd_names_links_and_hidden_folders(sample_folder: Path) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from core.errors import StoreError
 from core.progress import run_to_end
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
 
 
 def open_synced(folder: Path) -> ProjectStore:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.store import ProjectStore
-from core.suggest import choose, k_center, photo_uncertainty, uncertainty
+from core.store.database import ProjectStore
+from core.tagging.suggest import choose, k_center, photo_uncertainty, uncertainty
 from tests.conftest import SAMPLE
 
 

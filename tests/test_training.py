@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.classifier import Classifier, classify_project
 from core.cli import main
 from core.errors import ModelError
-from core.metrics import best_global_threshold, decide, evaluate, samples_f1
-from core.model_files import read_info
+from core.learn.metrics import best_global_threshold, decide, evaluate, samples_f1
+from core.models.model_files import read_info
 from core.progress import run_to_end
-from core.store import ProjectStore
+from core.store.database import ProjectStore
+from core.tagging.classifier import Classifier, classify_project
 from tests.conftest import COMP, ROOT
 
 LABEL_MAP = ROOT / "resources" / "label_maps" / "comp5329.json"
@@ -43,9 +43,9 @@ def tiny_finetune_project(sample_folder: Path) -> tuple[ProjectStore, object, ob
     store.confirm_many([(ids["coffee.jpg"], "person", False), (ids["rocket.jpg"], "person", False)])
     store.confirm_many([(ids["coffee.jpg"], "cat", False), (ids["rocket.jpg"], "cat", False)])
     store.confirm(ids["astronaut.jpg"], "person", True)
-    from core.embedding import Encoders
-    from core.learn import SplitRule
-    from core.registry import image_spec, text_spec
+    from core.models.embedding import Encoders
+    from core.models.registry import image_spec, text_spec
+    from core.tagging.learning import SplitRule
 
     encoders = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
     split = next(rule for rule in (SplitRule(holdout=0.0, validation=0.4, seed=s) for s in range(100))
@@ -54,8 +54,8 @@ def tiny_finetune_project(sample_folder: Path) -> tuple[ProjectStore, object, ob
 
 
 def test_finetune_runs_end_to_end_on_the_cpu(sample_folder: Path, tmp_path: Path) -> None:
-    from core.finetune import BACKBONE_FILE, FinetuneConfig, finetune
-    from core.training import TrainConfig
+    from core.learn.training import TrainConfig
+    from core.tagging.finetune import BACKBONE_FILE, FinetuneConfig, finetune
 
     store, encoders, split = tiny_finetune_project(sample_folder)
     out = tmp_path / "tuned"
@@ -98,8 +98,8 @@ def test_word_indices_train_the_same_function_as_the_dense_bag() -> None:
     dense model computes: same outputs, same gradients."""
     import torch
 
-    from core.fusion_head import HeadConfig, create_head
-    from core.training import term_indices
+    from core.learn.fusion_head import HeadConfig, create_head
+    from core.learn.training import term_indices
 
     rng = np.random.default_rng(0)
     sentence = rng.normal(size=(6, 8)).astype(np.float32)
@@ -146,7 +146,7 @@ def test_a_hostile_or_broken_model_json_is_refused_with_a_message(tmp_path: Path
 
     import pytest
 
-    from core.model_files import default_model_dir
+    from core.models.model_files import default_model_dir
 
     def broken(name: str, change) -> Path:
         folder = tmp_path / name

@@ -1,9 +1,9 @@
 """Train the captioner's decoder on captioned folders over frozen, store-cached image features.
 
-    python -m core.caption_training --out models/captioner \\
+    python -m core.captions.caption_training --out models/captioner \\
         --comp5329 ../shared/data/comp5329 --flickr8k ../shared/data/flickr8k
 
-Splits: comp5329 and plain folders use core.learn.SplitRule (the classifier's held-out photos
+Splits: comp5329 and plain folders use core.tagging.learning.SplitRule (the classifier's held-out photos
 stay held out here too); flickr8k uses its official split (train / dev / test). The epoch with
 the best validation BLEU-4 (greedy) is kept; the held-out BLEU (beam search) goes in the metadata.
 """
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core.caption_job import iter_feature_batches
-from core.captioning import (
+from core.captions.caption_job import iter_feature_batches
+from core.captions.captioning import (
     END,
     SPECIALS,
     START,
@@ -46,12 +46,12 @@ from core.captioning import (
     style_token,
     tokenize,
 )
-from core.learn import SplitRule
+from core.captions.region_cache import FeatureRows, region_rows
+from core.models.registry import DEFAULT_IMAGE_ENCODER, ImageEncoderSpec, image_spec
 from core.progress import run_to_end
-from core.region_cache import FeatureRows, region_rows
-from core.registry import DEFAULT_IMAGE_ENCODER, ImageEncoderSpec, image_spec
-from core.store import ProjectStore
-from core.sync import sync_folder
+from core.store.database import ProjectStore
+from core.store.sync import sync_folder
+from core.tagging.learning import SplitRule
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def train(sets: list[CaptionSet], settings: TrainSettings, init: Path | None = N
 
     decoder = create_decoder(settings.config, len(vocabulary))
     if init is not None:
-        from core.torch_encoders import load_state_dict
+        from core.models.torch_encoders import load_state_dict
 
         decoder.load_state_dict(load_state_dict(captioner_weights(init, read_captioner_info(init))))
     optimiser = torch.optim.Adam(decoder.parameters(), lr=settings.lr)
@@ -307,7 +307,7 @@ def decoder_config(kind: str, spec: ImageEncoderSpec) -> DecoderConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.caption_training", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.captions.caption_training", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for the captioner's weights + captioner.json")
     parser.add_argument("--comp5329", type=Path, help="comp5329 folder (train.csv, images/)")
     parser.add_argument("--flickr8k", type=Path, help="flickr8k folder (captions.txt, split.csv, images/)")
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sets:
         parser.error("give at least one of --comp5329, --flickr8k, --folder")
     if args.retune:  # an existing captioner: only choose its decoding again and re-score it
-        from core.torch_encoders import load_state_dict
+        from core.models.torch_encoders import load_state_dict
 
         info = read_captioner_info(args.out)
         tensors = load_state_dict(captioner_weights(args.out, info))

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.caption_words import bag_of_words, build_vocabulary
-from core.classifier import classification_captions
-from core.embedding import Encoders, iter_embedded_batches
 from core.errors import TaglineError
-from core.ladder import CV_LIMIT, train_small
-from core.metrics import decide, evaluate, thresholds_by_row
-from core.model_files import ClassifierInfo, save_classifier
+from core.learn.caption_words import bag_of_words, build_vocabulary
+from core.learn.ladder import CV_LIMIT, train_small
+from core.learn.metrics import decide, evaluate, thresholds_by_row
+from core.learn.training import TrainConfig, TrainingData, predict_heads, train_head
+from core.models.embedding import Encoders, iter_embedded_batches
+from core.models.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
-from core.store import ProjectStore
-from core.training import TrainConfig, TrainingData, predict_heads, train_head
+from core.store.database import ProjectStore
+from core.tagging.classifier import classification_captions
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def learn(
     force_split: bool = False,
 ) -> Job[LearnResult]:
     """Train, choose thresholds, score, save a version. Under `CV_LIMIT` labelled photos the
-    capacity ladder is cross-validated on all of them and refitted on all (`core.ladder`);
+    capacity ladder is cross-validated on all of them and refitted on all (`core.learn.ladder`);
     from there on (or with `force_split`) the fixed split trains, validates and scores a
     held-out part once.
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.decisions import photo_labels
 from core.errors import TaglineError, write_failure_message
-from core.store import ProjectStore
-from core.temp_files import writing_beside
+from core.formats.temp_files import writing_beside
+from core.store.database import ProjectStore
+from core.store.decisions import photo_labels
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -82,7 +82,7 @@ def collect_rows(
     store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False,
     threshold: float | None = None,
 ) -> list[ExportRow]:
-    """Final labels per image (`core.decisions.photo_labels`, at `threshold` when the person chose
+    """Final labels per image (`core.store.decisions.photo_labels`, at `threshold` when the person chose
     one instead of the model's); with `predicted_only`, the model's alone (for scoring it)."""
     captions = store.captions()
     predictions = store.predictions()
@@ -171,7 +171,7 @@ class SidecarReport:
 def export_sidecars(store: ProjectStore, rows: list[ExportRow] | None = None, overwrite: bool = False) -> SidecarReport:
     """`photo.txt` beside each photo with its caption (kohya / TagGUI convention); a photo
     sharing its stem with another gets `photo.jpg.txt`, so no caption overwrites another."""
-    from core.captions_io import sidecar_paths
+    from core.formats.captions_io import sidecar_paths
 
     rows = collect_rows(store) if rows is None else rows
     paths = sidecar_paths(store)

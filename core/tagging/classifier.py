@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from core.caption_words import bag_of_words
-from core.decisions import FALLBACK
-from core.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
 from core.errors import ModelError
-from core.fusion_head import create_head
-from core.metrics import decide
-from core.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
+from core.learn.caption_words import bag_of_words
+from core.learn.fusion_head import create_head
+from core.learn.metrics import decide
+from core.models.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
+from core.models.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
+from core.models.registry import image_spec, text_spec
 from core.progress import CancelToken, Job, Progress
-from core.registry import image_spec, text_spec
-from core.store import ProjectStore
+from core.store.database import ProjectStore
+from core.store.decisions import FALLBACK
 
 
 class Classifier:
@@ -65,7 +65,7 @@ class Classifier:
         """Probabilities per label; `captions` (raw text) feed the caption-words part. Rows
         marked `generated` (a captioner wrote the caption) blend the fused prediction with the
         photo alone, by the weight chosen on validation, when the model has one."""
-        from core.training import predict_heads
+        from core.learn.training import predict_heads
 
         if self.info.vocabulary:
             bag = bag_of_words(captions if captions is not None else [None] * len(image), self.info.vocabulary)

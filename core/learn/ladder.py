@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from core.errors import TaglineError
-from core.fusion_head import HeadConfig, create_linear_head
-from core.metrics import best_global_threshold, decide, evaluate, samples_f1
+from core.learn.fusion_head import HeadConfig, create_linear_head
+from core.learn.metrics import best_global_threshold, decide, evaluate, samples_f1
+from core.learn.training import TrainConfig, TrainedHead, TrainingData, input_statistics, make_loss, predict_heads, train_head
 from core.progress import CancelToken, Job, Progress
-from core.training import TrainConfig, TrainedHead, TrainingData, input_statistics, make_loss, predict_heads, train_head
 
 CV_LIMIT = 3000  # below this many labelled photos, cross-validate on all of them
 RARE = 3  # a label with fewer positives than this is reported as too rare to learn reliably
@@ -44,7 +44,7 @@ class LadderReport:
     top1_fallback: bool
     scores: dict[str, float] = field(default_factory=dict)  # every rung's out-of-fold samples F1
     rare_labels: list[str] = field(default_factory=list)
-    fused: dict[str, object] = field(default_factory=dict)  # the chosen rung's out-of-fold report (core.metrics)
+    fused: dict[str, object] = field(default_factory=dict)  # the chosen rung's out-of-fold report (core.learn.metrics)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)

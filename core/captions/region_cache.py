@@ -24,12 +24,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from core.caption_job import iter_feature_batches
-from core.captioning import FrozenImageFeatures
+from core.captions.caption_job import iter_feature_batches
+from core.captions.captioning import FrozenImageFeatures
 from core.errors import write_failure_message
-from core.registry import cache_dir
-from core.store import ImageRecord, ProjectStore
-from core.temp_files import writing_beside
+from core.formats.temp_files import writing_beside
+from core.models.registry import cache_dir
+from core.store.database import ImageRecord, ProjectStore
 
 log = logging.getLogger(__name__)
 INDEX_EVERY = 16  # batches between index commits: a kill loses at most this much work

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError, write_failure_message
-from core.fusion_head import HeadConfig
-from core.metrics import thresholds_by_row
-from core.temp_files import writing_beside
+from core.formats.temp_files import writing_beside
+from core.learn.fusion_head import HeadConfig
+from core.learn.metrics import thresholds_by_row
 
 FORMAT_VERSION = 1
 
@@ -44,7 +44,7 @@ class ClassifierInfo:
     vocabulary: list[str] = field(default_factory=list)  # caption words; empty: not used
     weights: str = "model.safetensors"  # the weights file this metadata belongs to
     no_caption_thresholds: list[float] = field(default_factory=list)  # empty: the ones above
-    # how to read machine-written captions, chosen on validation (core.caption_trust): weight of
+    # how to read machine-written captions, chosen on validation (core.captions.caption_trust): weight of
     # the fused prediction against the photo alone, thresholds, scores; empty: read as typed ones
     generated_captions: dict[str, Any] = field(default_factory=dict)
     # per ensemble member {"head": config, "weight": w} when members differ (a blend of rungs);
@@ -54,7 +54,7 @@ class ClassifierInfo:
     def quality(self) -> tuple[str, dict[str, Any]]:
         """The score to show the person: ("held-out", report) when a held-out part was scored,
         ("cross-validated", report) when the labels were few and every photo trained; the
-        report holds samples/micro/macro F1 and per-label figures (core.metrics.Report)."""
+        report holds samples/micro/macro F1 and per-label figures (core.learn.metrics.Report)."""
         holdout, cross = (self.metrics.get(k) for k in ("holdout", "cross_validation"))
         if isinstance(holdout, dict) and isinstance(holdout.get("fused"), dict) and _scores(holdout["fused"]):
             return "held-out", dict(holdout["fused"])

@@ -11,7 +11,7 @@ classifier's own split, with captions the captioner writes for them (never the h
 the held-out photos are scored once, for the record. Both go into the classifier's
 `model.json` (`generated_captions`); the weights file is untouched.
 
-    python -m core.caption_trust --model models/default --folder ../shared/data/comp5329/images
+    python -m core.captions.caption_trust --model models/default --folder ../shared/data/comp5329/images
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from core.caption_job import iter_feature_batches
-from core.captioning import Captioner, FrozenImageFeatures, load_captioner
-from core.classifier import Classifier
+from core.captions.caption_job import iter_feature_batches
+from core.captions.captioning import Captioner, FrozenImageFeatures, load_captioner
+from core.captions.region_cache import FeatureRows, region_rows
 from core.errors import TaglineError
-from core.learn import SplitRule, collect_training_data
-from core.metrics import decide, samples_f1
-from core.model_files import load_head_weights, save_classifier
+from core.learn.metrics import decide, samples_f1
+from core.learn.training import choose_thresholds
+from core.models.model_files import load_head_weights, save_classifier
 from core.progress import run_to_end
-from core.region_cache import FeatureRows, region_rows
-from core.store import ImageRecord, ProjectStore
-from core.training import choose_thresholds
+from core.store.database import ImageRecord, ProjectStore
+from core.tagging.classifier import Classifier
+from core.tagging.learning import SplitRule, collect_training_data
 
 log = logging.getLogger(__name__)
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -128,7 +128,7 @@ def calibrate(model_dir: Path, store: ProjectStore, captioner: Captioner, split:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.caption_trust", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.captions.caption_trust", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="classifier folder (model.json is updated)")
     parser.add_argument("--folder", type=Path, required=True, help="the labelled project folder it was trained on")
     parser.add_argument("--captioner", help="captioner folder (default: the bundled one)")

@@ -1,6 +1,6 @@
 """Encoder registry: each spec carries its weights location and preprocessing contract.
 
-Models are registered by name and built by one factory (core.encoders), so weights and
+Models are registered by name and built by one factory (core.models.encoders), so weights and
 transforms cannot drift apart, and the cache key of every embedding names the exact spec.
 """
 

@@ -15,13 +15,13 @@ from functools import cached_property
 
 import numpy as np
 
-from core.encoders import ImageEncoder, TextEncoder
 from core.errors import ImageDecodeError
-from core.images import load_rgb
-from core.prefetch import prefetched
+from core.media.images import load_rgb
+from core.media.prefetch import prefetched
+from core.models.encoders import ImageEncoder, TextEncoder
+from core.models.registry import ImageEncoderSpec, TextEncoderSpec
 from core.progress import CancelToken
-from core.registry import ImageEncoderSpec, TextEncoderSpec
-from core.store import ImageRecord, ProjectStore
+from core.store.database import ImageRecord, ProjectStore
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _decode(store: ProjectStore, record: ImageRecord, spec: ImageEncoderSpec) ->
         image = load_rgb(store.image_path(record), max_side=2 * spec.input_size)
     except ImageDecodeError as exc:
         return exc.reason
-    from core.encoders import preprocess_image
+    from core.models.encoders import preprocess_image
 
     return preprocess_image(image, spec)
 

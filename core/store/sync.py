@@ -12,9 +12,9 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from core.media.scan import FoundFile, ScanProblem, disk_relpath, file_digest, walk_images
 from core.progress import CancelToken, Job, Progress
-from core.scan import FoundFile, ScanProblem, disk_relpath, file_digest, walk_images
-from core.store import ProjectStore
+from core.store.database import ProjectStore
 
 INSERT_BATCH = 2000
 HASH_BATCH = 500

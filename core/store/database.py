@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError, write_failure_message
-from core.scan import PROJECT_DIRNAME, FoundFile, disk_relpath
+from core.media.scan import PROJECT_DIRNAME, FoundFile, disk_relpath
 
 SCHEMA_VERSION = 2  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
@@ -312,7 +312,7 @@ class ProjectStore:
         )
         return [ImageRecord(*row) for row in rows]
 
-    # -- what a rescan reads and writes (core.sync decides, the store keeps the SQL) --------
+    # -- what a rescan reads and writes (core.store.sync decides, the store keeps the SQL) --------
     def file_rows(self) -> list[tuple]:
         """(id, relpath, size, mtime_ns, digest, present, raw_path) of every image ever seen."""
         return self.query("SELECT id, relpath, size, mtime_ns, digest, present, raw_path FROM images")

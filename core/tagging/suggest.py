@@ -18,8 +18,8 @@ import numpy as np
 from core.progress import CancelToken, Job
 
 if TYPE_CHECKING:
-    from core.classifier import Classifier
-    from core.store import ProjectStore
+    from core.store.database import ProjectStore
+    from core.tagging.classifier import Classifier
 
 STRATEGIES = ("uncertain", "diverse", "random")
 STRATEGY = "uncertain"
@@ -94,7 +94,7 @@ def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strat
                  cancel: CancelToken | None = None, seed: int = 0) -> Job[list[Suggestion]]:
     """The next `n` photos to confirm, best first, among photos no person has decided on.
     Classifies first what the model has not yet seen (cached embeddings make that cheap)."""
-    from core.classifier import classify_project
+    from core.tagging.classifier import classify_project
 
     yield from classify_project(store, classifier, cancel=cancel)
     confirmed = store.confirmations()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.captions_io import are_ids, load_label_map, read_caption_csv, split_labels
 from core.errors import TaglineError
-from core.metrics import Report, evaluate
+from core.formats.captions_io import are_ids, load_label_map, read_caption_csv, split_labels
+from core.learn.metrics import Report, evaluate
 
 
 def _label_sets(path: Path, label_map: dict[str, str] | None, vocabulary: set[str]) -> dict[str, set[str]]:

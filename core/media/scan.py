@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.images import is_image_path
+from core.media.images import is_image_path
 
 PROJECT_DIRNAME = ".tagline"
 
@@ -79,7 +79,7 @@ def walk_images(root: Path, problems: list[ScanProblem] | None = None) -> Iterat
 def file_digest(path: Path) -> str:
     """Content hash (BLAKE2b-128) used to notice edited files and carry work across renames."""
     digest = hashlib.blake2b(digest_size=16)
-    from core.images import open_regular
+    from core.media.images import open_regular
 
     with open_regular(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from core.errors import CsvImportError
-from core.store import ProjectStore
+from core.store.database import ProjectStore
 
 _ID_COLUMNS = ("imageid", "image_id", "image", "filename", "file", "path")
 _LABEL_COLUMNS = ("labels", "label", "tags")

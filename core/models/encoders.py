@@ -1,6 +1,6 @@
 """ONNX Runtime encoders: batched inference on CUDA when it works, else the CPU.
 
-Graphs are exported once from the torch reference (core.torch_encoders) into the user cache
+Graphs are exported once from the torch reference (core.models.torch_encoders) into the user cache
 folder, keyed by the spec, and reused afterwards.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ModelError
-from core.oom import OomGuard
-from core.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
-from core.temp_files import writing_beside
+from core.formats.temp_files import writing_beside
+from core.models.oom import OomGuard
+from core.models.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def preprocess_image(image: Image.Image, spec: ImageEncoderSpec) -> np.ndarray:
 def _export_path(key: str) -> Path:
     """A graph shipped with the application (frozen builds), else the user cache."""
     name = key.replace(":", "_").replace("@", "_").replace("/", "_") + ".onnx"
-    from core.model_files import default_model_dir
+    from core.models.model_files import default_model_dir
 
     bundled = default_model_dir().parent / "encoders" / name
     return bundled if bundled.is_file() else cache_dir() / "onnx" / name
@@ -43,7 +43,7 @@ def _export_path(key: str) -> Path:
 
 def export_encoders(destination: Path) -> list[Path]:
     """Write the default encoders' ONNX graphs into `destination` (used by `make dist`)."""
-    from core.registry import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, image_spec, text_spec
+    from core.models.registry import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, image_spec, text_spec
 
     destination.mkdir(parents=True, exist_ok=True)
     written = []
@@ -74,7 +74,7 @@ def image_onnx_path(spec: ImageEncoderSpec) -> Path:
     if not path.exists():
         import torch
 
-        from core.torch_encoders import PooledFeatures
+        from core.models.torch_encoders import PooledFeatures
 
         log.info("exporting %s to %s", spec.key, path)
         dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
@@ -92,7 +92,7 @@ def region_onnx_path(spec: ImageEncoderSpec) -> Path:
     if not path.exists():
         import torch
 
-        from core.torch_encoders import RegionFeatures
+        from core.models.torch_encoders import RegionFeatures
 
         log.info("exporting %s to %s", region_key(spec), path)
         dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
@@ -105,7 +105,7 @@ def text_onnx_path(spec: TextEncoderSpec) -> Path:
     if not path.exists():
         import torch
 
-        from core.torch_encoders import create_text_module
+        from core.models.torch_encoders import create_text_module
 
         ids = torch.ones(2, 8, dtype=torch.int64)
         _export(

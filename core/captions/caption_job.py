@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.captioning import FeatureSource, ImageCaptioner
+from core.captions.captioning import FeatureSource, ImageCaptioner
 from core.errors import ImageDecodeError
-from core.images import load_rgb
-from core.prefetch import prefetched
+from core.media.images import load_rgb
+from core.media.prefetch import prefetched
 from core.progress import CancelToken, Job, Progress
-from core.store import ImageRecord, ProjectStore
+from core.store.database import ImageRecord, ProjectStore
 
 
 @dataclass
@@ -126,7 +126,7 @@ def caption_project(
 
 def write_caption_csv(store: ProjectStore, path: Path, image_ids: Iterable[int] | None = None) -> int:
     """`ImageID,Caption,Source` for every captioned image (or those of `image_ids`)."""
-    from core.exporting import atomic_write_text, check_output_path, csv_text
+    from core.formats.exporting import atomic_write_text, check_output_path, csv_text
 
     check_output_path(store, path)
     captions = store.captions()

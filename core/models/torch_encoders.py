@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelError
-from core.registry import ImageEncoderSpec, TextEncoderSpec
+from core.models.registry import ImageEncoderSpec, TextEncoderSpec
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def create_head(config: HeadConfig) -> Any:
 def create_linear_head(config: HeadConfig) -> Any:
     """A logistic regression over [standardised photo, standardised caption x flag, flag]: the
     same inputs and call as the fused head, so every caller (training, Classifier) treats both
-    alike. Its weights are fitted by L-BFGS (`core.ladder`), not by the epoch loop."""
+    alike. Its weights are fitted by L-BFGS (`core.learn.ladder`), not by the epoch loop."""
     import torch
     from torch import nn
 

@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from core.errors import ModelError
-from core.oom import OomGuard
-from core.registry import ImageEncoderSpec, image_spec
+from core.models.oom import OomGuard
+from core.models.registry import ImageEncoderSpec, image_spec
 
 FORMAT_VERSION = 1
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
@@ -320,7 +320,7 @@ class FrozenImageFeatures:
     embedding, so the caption job caches that and classify need not encode the photo again."""
 
     def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False) -> None:
-        from core.encoders import region_key
+        from core.models.encoders import region_key
 
         self.spec = spec
         self.prefer_gpu = prefer_gpu
@@ -333,7 +333,7 @@ class FrozenImageFeatures:
 
     @cached_property
     def image_encoder(self) -> Any:
-        from core.encoders import ImageEncoder
+        from core.models.encoders import ImageEncoder
 
         return ImageEncoder(self.spec, self.prefer_gpu, regions=self.regions)
 
@@ -344,7 +344,7 @@ class FrozenImageFeatures:
         return np.concatenate([features.mean(axis=1), features.max(axis=1)], axis=1).astype(np.float32)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        from core.encoders import preprocess_image
+        from core.models.encoders import preprocess_image
 
         return preprocess_image(image, self.spec)
 
@@ -358,7 +358,7 @@ class Captioner(FrozenImageFeatures):
     def __init__(self, folder: Path | str | None = None, prefer_gpu: bool = True, beam_size: int | None = None,
                  style: str | None = None) -> None:
         """`style`: write like this training source (see `styles`); default: the model's own."""
-        from core.torch_encoders import load_state_dict
+        from core.models.torch_encoders import load_state_dict
 
         self.folder = Path(folder) if folder is not None else default_captioner_dir()
         self.info = read_captioner_info(self.folder)
@@ -427,7 +427,7 @@ class Captioner(FrozenImageFeatures):
 def save_captioner(folder: Path, info: CaptionerInfo, tensors: dict[str, Any]) -> None:
     """Weights under a name of their own, then `captioner.json` switched to them (the single
     commit point, as for classifiers): a crash leaves the old pair or the new pair."""
-    from core.model_files import save_weights_and_metadata
+    from core.models.model_files import save_weights_and_metadata
 
     info.weights = f"captioner-{info.version}.safetensors"
     meta = json.dumps({"format": FORMAT_VERSION, **info.__dict__}, indent=1)

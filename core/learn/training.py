@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from core.fusion_head import HeadConfig, create_head
-from core.metrics import best_global_threshold, best_label_thresholds, decide, samples_f1
+from core.learn.fusion_head import HeadConfig, create_head
+from core.learn.metrics import best_global_threshold, best_label_thresholds, decide, samples_f1
 from core.progress import CancelToken, Job, Progress
 
 
@@ -62,7 +62,7 @@ class TrainedHead:
 
 def make_loss(loss: str, targets: np.ndarray) -> Any:
     """The loss by name; weighted BCE weighs each label's positives by sqrt(negatives / positives)
-    clipped to [1, 20] (the linear rung of core.ladder is fitted with it too)."""
+    clipped to [1, 20] (the linear rung of core.learn.ladder is fitted with it too)."""
     import torch
 
     positives = targets.sum(axis=0).clip(min=1)

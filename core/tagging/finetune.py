@@ -2,7 +2,7 @@
 
 The backbone and a fused head are trained end to end on confirmed labels (flip, colour
 jitter, mild crops); the tuned backbone is then saved beside the model as
-`backbone.safetensors` and the usual head training (core.learn) runs on its embeddings, so
+`backbone.safetensors` and the usual head training (core.tagging.learning) runs on its embeddings, so
 the result is an ordinary model folder that classify, ONNX export and the GUI all accept.
 """
 
@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from core.embedding import Encoders
 from core.errors import ImageDecodeError, ModelError
-from core.fusion_head import HeadConfig, create_head
-from core.images import load_rgb
-from core.learn import LearnResult, SplitRule, collect_training_data, learn
-from core.metrics import decide, samples_f1
-from core.oom import free_gpu_cache, is_out_of_memory
+from core.learn.fusion_head import HeadConfig, create_head
+from core.learn.metrics import decide, samples_f1
+from core.learn.training import TrainConfig
+from core.media.images import load_rgb
+from core.models.embedding import Encoders
+from core.models.oom import free_gpu_cache, is_out_of_memory
+from core.models.registry import ImageEncoderSpec, image_spec
 from core.progress import CancelToken, Job, Progress
-from core.registry import ImageEncoderSpec, image_spec
-from core.store import ProjectStore
-from core.training import TrainConfig
+from core.store.database import ProjectStore
+from core.tagging.learning import LearnResult, SplitRule, collect_training_data, learn
 
 BACKBONE_FILE = "backbone.safetensors"
 
@@ -148,7 +148,7 @@ def finetune(
 ) -> Job[LearnResult]:
     import torch
 
-    from core.torch_encoders import PooledFeatures
+    from core.models.torch_encoders import PooledFeatures
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
@@ -199,7 +199,7 @@ def finetune(
     assert best_state is not None
     from safetensors.torch import save_file
 
-    from core.temp_files import writing_beside
+    from core.formats.temp_files import writing_beside
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with writing_beside(out_dir / BACKBONE_FILE) as tmp:

@@ -1,0 +1,1 @@
+"""The captioner: model, training, the caption job, trust in generated captions."""

@@ -1,0 +1,1 @@
+"""Heads and their training: the fused head, the capacity ladder, metrics and thresholds."""

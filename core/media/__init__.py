@@ -1,0 +1,1 @@
+"""Photos on disk: the folder walk, safe decoding, the decode thread pool."""

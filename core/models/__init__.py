@@ -1,0 +1,1 @@
+"""Encoders and model folders: the registry, ONNX sessions, embeddings, model files."""

@@ -1,0 +1,1 @@
+"""The project store (SQLite): schema and migrations, the rescan, the labelling rule."""

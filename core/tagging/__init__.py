@@ -1,0 +1,1 @@
+"""The labelling engine: a classifier, learning it from decisions, suggestions, evaluation."""
