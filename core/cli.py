@@ -15,7 +15,6 @@ from core.progress import CancelToken, Progress
 
 T = TypeVar("T")
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-MAX_LISTED = 20  # rejected CSV rows listed one by one; the rest are counted
 
 
 def positive_int(text: str) -> int:
@@ -66,68 +65,53 @@ def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
 
 def _open_store(args: argparse.Namespace, store: Any = None) -> Any:
     """Open the folder's project (unless given) and bring it in line with the folder."""
+    from core.jobs.project import scan_job, scan_notes
     from core.progress import run_to_end
-    from core.store.sync import sync_folder
 
     store = store if store is not None else _store(args)
-    report = drive(sync_folder(store), args.quiet) if not args.quiet else run_to_end(sync_folder(store))
+    report = drive(scan_job(store), args.quiet) if not args.quiet else run_to_end(scan_job(store))
     args.scan_problems = len(report.problems)
-    for problem in report.problems:
-        _warn(f"cannot read {problem.path}: {problem.reason}")
-    if report.odd_names:
-        _warn(f"{len(report.odd_names)} new file name(s) are not UTF-8; shown and exported with \\x escapes, "
-              f"for example {report.odd_names[0]}")
-    if report.added or report.removed or report.changed:
-        _info(args, f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing images")
+    _tell(args, scan_notes(report))
     return store
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from core.store.database import ProjectStore
+    from core.jobs.project import open_project
 
-    store = ProjectStore(args.folder, Path(args.store) if args.store else None)
+    store = open_project(args.folder, args.store)
     if store.notice:
         _warn(store.notice)
     return store
 
 
-def _classifier(args: argparse.Namespace, store: Any, **options: Any) -> Any:
-    """`--model`, else the model the project uses (the last one `train` made for it, or the one
-    chosen in the app), else the bundled one."""
-    from core.tagging.classifier import Classifier
-
-    if args.model:
-        return Classifier(args.model, **options)
-    active = store.active_model()
-    if active is not None:
-        if (active / "model.json").is_file():
-            _info(args, f"using the project's model {active}")
-            return Classifier(active, **options)
-        _warn(f"the project's model {active} is gone; using the bundled model")
-    return Classifier(None, **options)
+def _tell(args: argparse.Namespace, notes: Any) -> None:
+    for line in notes.warnings:
+        _warn(line)
+    for line in notes.info:
+        _info(args, line)
 
 
-def _import_captions(args: argparse.Namespace, store: Any, with_labels: bool) -> int:
-    """Captions (and labels) from --captions, then sidecars for images still without one."""
-    from core.formats.captions_io import import_rows, load_label_map, read_caption_csv, read_sidecar_captions
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
-    rejected = 0
-    if getattr(args, "captions", None):
-        label_map = load_label_map(args.label_map) if getattr(args, "label_map", None) else None
-        report = import_rows(store, read_caption_csv(args.captions), label_map,
-                             overwrite_captions=not getattr(args, "keep_typed", False), import_labels=with_labels)
-        for line, reason in report.rejected[:MAX_LISTED]:
-            _warn(f"{args.captions}, line {line}: {reason}")
-        if len(report.rejected) > MAX_LISTED:
-            _warn(f"... and {len(report.rejected) - MAX_LISTED} more rejected rows")
-        rejected = len(report.rejected)
-        _info(args, f"imported {report.captions} captions, {report.labelled} labelled rows, {rejected} rows rejected")
-    have = store.captions()
-    sidecars = {i: t for i, t in read_sidecar_captions(store).items() if i not in have}
-    if sidecars:
-        store.set_captions(sidecars.items(), "imported")
-        _info(args, f"imported {len(sidecars)} captions from .txt sidecars")
-    return rejected
+
+def _import_request(args: argparse.Namespace, labels: bool) -> Any:
+    from core.jobs.importing import ImportRequest
+
+    return ImportRequest(_path(getattr(args, "captions", None)), _path(getattr(args, "label_map", None)), labels,
+                         getattr(args, "keep_typed", False))
+
+
+def _report_import(args: argparse.Namespace, request: Any, outcome: Any) -> int:
+    from core.jobs.importing import import_summary
+
+    if outcome is None:
+        return 0
+    for line in outcome.messages:
+        _warn(line)
+    for line in import_summary(request, outcome):
+        _info(args, line)
+    return len(outcome.rejected)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -137,91 +121,65 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from core.jobs.importing import import_job
+
     store = _open_store(args)
-    return EXIT_PARTIAL if _import_captions(args, store, with_labels=not args.no_labels) else EXIT_OK
+    request = _import_request(args, labels=not args.no_labels)
+    rejected = _report_import(args, request, drive(import_job(store, request, args.cancel), args.quiet))
+    return EXIT_PARTIAL if rejected else EXIT_OK
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from core.formats.exporting import collect_rows, export_csv
-    from core.tagging.classifier import classify_project
+    from core.jobs.classify import ClassifyRequest, classify_job
 
     store = _store(args)
-    classifier = _classifier(args, store, top1_fallback=False if args.no_fallback else None)
+    request = ClassifyRequest(
+        model=_path(args.model), captions=_path(args.captions), label_map=_path(args.label_map), out=_path(args.out),
+        label_ids=args.label_ids, probabilities=args.probabilities, batch_size=args.batch_size, redo=args.redo,
+        top1_fallback=False if args.no_fallback else None, caption_missing=args.caption_missing,
+        captioner=_path(args.captioner), use_generated_captions=args.use_generated_captions, prefer_gpu=not args.cpu)
+    if request.model is not None:  # a missing or broken model is said before the scan
+        from core.models.model_files import read_info
+
+        read_info(request.model)
     store = _open_store(args, store)
-    if args.out:  # before minutes of work: never over the truth file, the database or a photo
-        from core.formats.exporting import check_output_path
-
-        check_output_path(store, Path(args.out), [Path(args.captions)] if args.captions else [])
-    rejected = _import_captions(args, store, with_labels=False)
-    caption_failures: list[tuple[str, str]] = []
-    if args.caption_missing:  # photos without a caption get a generated one first, and it is read
-        from core.captions.caption_job import caption_project
-        from core.captions.captioning import load_captioner
-
-        captioning = drive(caption_project(store, load_captioner(args.captioner, prefer_gpu=not args.cpu), cancel=args.cancel,
-                                           batch_size=args.batch_size), args.quiet)
-        caption_failures = captioning.failures
-        _info(args, f"captioned {captioning.captioned} images without a caption")
-    encoders = classifier.encoders(prefer_gpu=not args.cpu)
-    job = classify_project(store, classifier, encoders, args.batch_size, args.redo, args.cancel,
-                           use_generated_captions=args.use_generated_captions or args.caption_missing)
-    report = drive(job, args.quiet)
-    _warn_skipped(list(dict(caption_failures + report.failures).items()))  # each file once
-    rate = report.classified / report.seconds if report.seconds else 0.0
-    _info(args, f"classified {report.classified} images ({rate:.1f}/s on {report.provider or 'no device'}), "
-                f"{report.already_done} already done, {len(report.failures)} failed; model {classifier.version}")
-    if args.out:
-        rows = collect_rows(store, predicted_only=True)
-        export_csv(store, Path(args.out), rows, label_ids=args.label_ids, probabilities=args.probabilities)
-        _info(args, f"wrote {len(rows)} rows to {args.out}")
-    return EXIT_PARTIAL if report.failures or rejected else EXIT_OK
+    outcome = drive(classify_job(store, request, args.cancel), args.quiet)
+    rejected = _report_import(args, _import_request(args, labels=False), outcome.imported)
+    _warn_skipped(outcome.failures)
+    _tell(args, outcome.notes)
+    return EXIT_PARTIAL if outcome.report.failures or rejected else EXIT_OK
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    from core.captions.caption_job import caption_project, write_caption_csv
-    from core.captions.captioning import load_captioner
+    from core.jobs.caption import CaptionRequest, caption_job
 
-    captioner = load_captioner(args.model, prefer_gpu=not args.cpu, style=args.style)
+    request = CaptionRequest(_path(args.model), _path(args.out), args.overwrite, args.style, args.batch_size, not args.cpu)
     store = _open_store(args)
+    outcome = drive(caption_job(store, request, args.cancel), args.quiet)
+    _warn_skipped(outcome.report.failures)
+    _info(args, outcome.summary())
     if args.out:
-        from core.formats.exporting import check_output_path
-
-        check_output_path(store, Path(args.out))
-    report = drive(caption_project(store, captioner, args.overwrite, args.cancel, args.batch_size), args.quiet)
-    _warn_skipped(report.failures)
-    rate = report.captioned / report.seconds if report.seconds else 0.0
-    _info(args, f"captioned {report.captioned} images ({rate:.1f}/s), {report.kept} already had a caption, "
-                f"{len(report.failures)} failed; {captioner.name}")
-    if args.out:
-        count = write_caption_csv(store, Path(args.out))
-        _info(args, f"wrote {count} captions to {args.out}")
-    return EXIT_PARTIAL if report.failures else EXIT_OK
+        _info(args, f"wrote {outcome.rows_written} captions to {args.out}")
+    return EXIT_PARTIAL if outcome.report.failures else EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.formats.captions_io import load_label_map
+    from core.jobs.train import TrainRequest, train_job
     from core.learn.training import TrainConfig
-    from core.models.embedding import Encoders
-    from core.models.registry import image_spec, text_spec
-    from core.tagging.learning import SplitRule, learn
+    from core.tagging.learning import SplitRule
 
     store = _open_store(args)
-    rejected = _import_captions(args, store, with_labels=True)
-    encoders = Encoders(image_spec(args.image_encoder), text_spec(args.text_encoder), not args.cpu)
-    external = {v: k for k, v in load_label_map(args.label_map).items()} if args.label_map else None
-    config = TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed,
-                         caption_words=args.caption_words)
-    split = SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed)
-    if args.finetune:
-        from core.tagging.finetune import FinetuneConfig, finetune
-
-        tune = FinetuneConfig(epochs=args.finetune_epochs, device="cpu" if args.cpu else "auto")
-        job = finetune(store, Path(args.out), encoders, split, tune, config, external, args.cancel)
-    else:
-        job = learn(store, Path(args.out), encoders, split, config, external, args.cancel, force_split=args.split)
-    result = drive(job, args.quiet)
+    request = TrainRequest(
+        out=Path(args.out), captions=_path(args.captions), label_map=_path(args.label_map),
+        image_encoder=args.image_encoder, text_encoder=args.text_encoder,
+        config=TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed,
+                           caption_words=args.caption_words),
+        split=SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed), force_split=args.split,
+        finetune=args.finetune, finetune_epochs=args.finetune_epochs, prefer_gpu=not args.cpu)
+    outcome = drive(train_job(store, request, args.cancel), args.quiet)
+    rejected = _report_import(args, _import_request(args, labels=True), outcome.imported)
+    result = outcome.result
     info = result.info
-    store.set_active_model(Path(result.model_dir).resolve())
     print(f"model {info.version} saved to {result.model_dir}; it is now the project's model (classify and "
           f"suggest use it unless given --model)")
     cross = info.metrics.get("cross_validation")
@@ -243,53 +201,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
-    from core.tagging.suggest import suggest_next
+    from core.jobs.suggest import SuggestRequest, suggest_job
 
-    store = _store(args)
-    classifier = _classifier(args, store)
-    store = _open_store(args, store)
-    suggestions = drive(suggest_next(store, classifier, args.n, args.strategy, args.cancel), args.quiet)
-    if args.out:
-        from core.formats.exporting import atomic_write_text, check_output_path, csv_text
-
-        check_output_path(store, Path(args.out))
-        atomic_write_text(Path(args.out), csv_text(["ImageID", "Uncertainty"],
-                                                   ([s.relpath, f"{s.uncertainty:.3f}"] for s in suggestions)))
-        _info(args, f"wrote {len(suggestions)} photos to label next to {args.out}")
-    else:
-        for suggestion in suggestions:
+    store = _open_store(args)
+    outcome = drive(suggest_job(store, SuggestRequest(args.n, _path(args.model), args.strategy, _path(args.out)),
+                                args.cancel), args.quiet)
+    _tell(args, outcome.notes)
+    if not args.out:
+        for suggestion in outcome.suggestions:
             print(suggestion.relpath)
     return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.tagging.evaluation import evaluate_csvs, format_report
+    from core.jobs.evaluate import EvaluateRequest, evaluate_job
+    from core.tagging.evaluation import format_report
 
-    report, notes = evaluate_csvs(Path(args.predictions), Path(args.truth),
-                                  Path(args.label_map) if args.label_map else None)
-    for note in notes:
+    outcome = drive(evaluate_job(EvaluateRequest(Path(args.predictions), Path(args.truth), _path(args.label_map))), True)
+    for note in outcome.notes:
         _warn(note)
-    print(format_report(report))
+    print(format_report(outcome.report))
     if args.json:
         import json
 
         from core.formats.exporting import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps(report.as_dict(), indent=1))
+        atomic_write_text(Path(args.json), json.dumps(outcome.report.as_dict(), indent=1))
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.formats.exporting import collect_rows, export_csv, export_json, export_sidecars
+    from core.jobs.export import ExportRequest, export_job
 
     store = _open_store(args)
-    rows = collect_rows(store, predicted_only=args.predicted_only, threshold=args.threshold)
-    if args.format == "csv":
-        _info(args, f"exported {export_csv(store, Path(args.out), rows, args.label_ids, args.probabilities)} images")
-    elif args.format == "json":
-        _info(args, f"exported {export_json(store, Path(args.out), rows)} images")
-    else:
-        _info(args, export_sidecars(store, rows, overwrite=args.overwrite).summary())
+    request = ExportRequest(_path(args.out), args.format, None, args.label_ids, args.probabilities, args.overwrite,
+                            args.threshold, args.predicted_only)
+    outcome = drive(export_job(store, request, args.cancel), args.quiet)
+    _info(args, outcome.summary)
     return EXIT_OK
 
 

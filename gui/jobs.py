@@ -1,89 +1,58 @@
-"""Job factories for the worker: plain inputs in, a core generator job out.
+"""Job factories for the worker: plain inputs in, a `core.jobs` generator out.
 
-Heavy libraries (torch, onnxruntime) are imported here, inside the jobs, so they load on the
-worker thread the first time they are needed and never at startup.
+The app runs the same verbs as the command line (`core.jobs`), each on a worker thread; heavy
+libraries (torch, onnxruntime) are imported inside the jobs, so they load on the worker thread
+the first time they are needed and never at startup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.jobs.export import ExportOutcome, ExportRequest, export_job  # an export handle carries an ExportOutcome
+from core.jobs.project import scan_job
 from core.progress import CancelToken, Progress
 from core.store.database import ProjectStore
 
+__all__ = ["ExportOutcome", "ExportRequest", "caption_job", "classify_job", "device_job", "export_job", "model_summary", "sync_job",
+           "train_job"]
+
 
 def sync_job(store: ProjectStore, cancel: CancelToken) -> Generator[Progress, None, Any]:
-    from core.store.sync import sync_folder
-
-    return (yield from sync_folder(store, cancel))
+    return (yield from scan_job(store, cancel))
 
 
 def classify_job(store: ProjectStore, model_dir: Path | None, batch_size: int, prefer_gpu: bool,
                  cancel: CancelToken, top1_fallback: bool = True, redo: bool = False) -> Generator[Progress, None, Any]:
     """`redo` decides every photo again (cheap: embeddings are cached), e.g. after the fallback changed."""
-    yield Progress("classify", 0, 0, message="loading the model")
-    from core.tagging.classifier import Classifier, classify_project
+    from core.jobs.classify import ClassifyRequest
+    from core.jobs.classify import classify_job as run
 
-    classifier = Classifier(model_dir, top1_fallback=top1_fallback)
-    encoders = classifier.encoders(prefer_gpu=prefer_gpu)
-    return (yield from classify_project(store, classifier, encoders, batch_size, redo=redo, cancel=cancel))
+    request = ClassifyRequest(model=model_dir, batch_size=batch_size, redo=redo, top1_fallback=top1_fallback,
+                              prefer_gpu=prefer_gpu)
+    return (yield from run(store, request, cancel)).report
 
 
 def caption_job(store: ProjectStore, batch_size: int, prefer_gpu: bool,
                 cancel: CancelToken) -> Generator[Progress, None, Any]:
     """Write captions for photos that have none (never replaces a person's caption)."""
-    yield Progress("caption", 0, 0, message="loading the captioner")
-    from core.captions.caption_job import caption_project
-    from core.captions.captioning import load_captioner
+    from core.jobs.caption import CaptionRequest
+    from core.jobs.caption import caption_job as run
 
-    captioner = load_captioner(prefer_gpu=prefer_gpu)
-    return (yield from caption_project(store, captioner, cancel=cancel, batch_size=batch_size))
+    return (yield from run(store, CaptionRequest(batch_size=batch_size, prefer_gpu=prefer_gpu), cancel)).report
 
 
 def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
               cancel: CancelToken) -> Generator[Progress, None, Any]:
-    """Fine-tune from confirmed labels with the bundled model's encoders and label ids."""
-    yield Progress("embed", 0, 0, message="loading the encoders")
+    """Learn from confirmed labels with the bundled model's encoders and label ids."""
+    from core.jobs.train import TrainRequest
+    from core.jobs.train import train_job as run
     from core.learn.training import TrainConfig
-    from core.tagging.classifier import Classifier
-    from core.tagging.learning import learn
 
-    base = Classifier()
-    config = TrainConfig(max_epochs=epochs)
-    return (yield from learn(store, out_dir, base.encoders(prefer_gpu=prefer_gpu), config=config,
-                             external_ids=base.info.external_ids, cancel=cancel))
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    path: Path
-    fmt: str  # "csv", "json" or "sidecars"
-    image_ids: list[int] | None  # None: all images
-    label_ids: bool = False
-    probabilities: bool = False
-    overwrite_sidecars: bool = False
-    threshold: float | None = None  # the threshold the person chose in the app (None: the model's)
-
-
-def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken) -> Generator[Progress, None, int]:
-    from core.formats.exporting import collect_rows, export_csv, export_json, export_sidecars
-
-    yield Progress("export", 0, 1, message="collecting rows")
-    rows = collect_rows(store, request.image_ids, threshold=request.threshold)
-    cancel.raise_if_cancelled()
-    if request.fmt == "csv":
-        count = export_csv(store, request.path, rows, request.label_ids, request.probabilities)
-    elif request.fmt == "json":
-        count = export_json(store, request.path, rows)
-    else:
-        report = export_sidecars(store, rows, request.overwrite_sidecars)
-        yield Progress("export", 1, 1, message=report.summary())
-        return report.written
-    yield Progress("export", 1, 1, message=f"wrote {count}")
-    return count
+    request = TrainRequest(out=out_dir, config=TrainConfig(max_epochs=epochs), prefer_gpu=prefer_gpu)
+    return (yield from run(store, request, cancel)).result
 
 
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:

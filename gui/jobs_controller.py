@@ -123,8 +123,9 @@ class JobsController(QObject):
         return handle
 
     def _on_caption_progress(self, step: Progress) -> None:
-        if step.extra.get("image_ids") and self.window.project is not None:
-            self.window.project.reload()
+        ids = step.extra.get("image_ids")
+        if ids and self.window.project is not None:
+            self.window.project.refresh_captions(list(ids))
 
     def _on_captioned(self, report: Any) -> None:
         rate = report.captioned / report.seconds if report.seconds else 0.0
@@ -210,8 +211,7 @@ class JobsController(QObject):
             return None
         request = dataclasses.replace(request, threshold=project.threshold)  # what the grid shows is what is written
         handle = self._submit("exporting", partial(export_job, project.store, request))
-        where = "beside the photos" if request.fmt == "sidecars" else str(request.path)
-        handle.succeeded.connect(lambda count: self._message(f"Exported {count} images to {where}"))
+        handle.succeeded.connect(lambda outcome: self._message(f"{outcome.summary[:1].upper()}{outcome.summary[1:]}"))
         return handle
 
     def probe_device(self) -> None:

@@ -104,6 +104,17 @@ class Project(QObject):
         self.labels = self.store.labels()
         self.labels_changed.emit()
 
+    def refresh_captions(self, image_ids: list[int]) -> None:
+        """A caption batch just committed these images: re-read their captions only, not the
+        whole snapshot (a reload per batch made captioning a large folder quadratic)."""
+        fresh = self.store.captions(image_ids)
+        for image_id in image_ids:
+            if image_id in fresh:
+                self.captions[image_id] = fresh[image_id]
+            else:
+                self.captions.pop(image_id, None)
+        self.images_changed.emit(list(image_ids))
+
     def refresh_predictions(self, image_ids: list[int]) -> None:
         """A classify batch just committed these images."""
         if not image_ids:

@@ -393,9 +393,17 @@ class ProjectStore:
         with self.transaction() as cur:
             cur.execute("DELETE FROM captions WHERE image_id=?", (image_id,))
 
-    def captions(self) -> dict[int, tuple[str, str]]:
-        """image id -> (caption, source)."""
-        return {i: (t, s) for i, t, s in self.query("SELECT image_id, text, source FROM captions")}
+    def captions(self, image_ids: Sequence[int] | None = None) -> dict[int, tuple[str, str]]:
+        """image id -> (caption, source), of every image or of those asked for."""
+        sql = "SELECT image_id, text, source FROM captions"
+        if image_ids is None:
+            return {i: (t, s) for i, t, s in self.query(sql)}
+        ids = list(image_ids)
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            found.update({i: (t, s) for i, t, s in self.query(f"{sql} WHERE image_id IN ({','.join('?' * len(chunk))})", chunk)})
+        return found
 
     def caption(self, image_id: int) -> tuple[str, str] | None:
         rows = self.query("SELECT text, source FROM captions WHERE image_id=?", (image_id,))

@@ -1,0 +1,46 @@
+"""`caption`: write a caption for every photo without one (source "generated")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.captions.caption_job import CaptionReport, caption_project, write_caption_csv
+from core.captions.captioning import load_captioner
+from core.formats.exporting import check_output_path
+from core.progress import CancelToken, Job, Progress
+from core.store.database import ProjectStore
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    model: Path | None = None  # captioner folder or a Hugging Face BLIP folder; None: the bundled one
+    out: Path | None = None  # also write ImageID,Caption,Source as CSV
+    overwrite: bool = False  # also replace imported and typed captions
+    style: str | None = None
+    batch_size: int = 32
+    prefer_gpu: bool = True
+
+
+@dataclass
+class CaptionOutcome:
+    report: CaptionReport
+    captioner: str
+    rows_written: int = 0
+
+    def summary(self) -> str:
+        rate = self.report.captioned / self.report.seconds if self.report.seconds else 0.0
+        return (f"captioned {self.report.captioned} images ({rate:.1f}/s), {self.report.kept} already had a caption, "
+                f"{len(self.report.failures)} failed; {self.captioner}")
+
+
+def caption_job(store: ProjectStore, request: CaptionRequest, cancel: CancelToken | None = None) -> Job[CaptionOutcome]:
+    yield Progress("caption", 0, 0, message="loading the captioner")
+    captioner = load_captioner(request.model, prefer_gpu=request.prefer_gpu, style=request.style)
+    if request.out:
+        check_output_path(store, request.out)
+    report = yield from caption_project(store, captioner, request.overwrite, cancel, request.batch_size)
+    outcome = CaptionOutcome(report, captioner.name)
+    if request.out:
+        outcome.rows_written = write_caption_csv(store, request.out)
+    return outcome
