@@ -250,7 +250,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model {info.version} in {classifier.folder}")
     print(f"labels ({len(info.labels)}): {', '.join(info.labels)}")
     print(f"{info.trained_on()}")
-    print(f"encoders: {info.image_key} + {info.text_key}; inference providers: {', '.join(select_providers())}")
+    from core.models.encoders import gpu_in_use
+    from core.models.runtimes import choose_runtime
+
+    runtime = choose_runtime(None, gpu=gpu_in_use())
+    print(f"encoders: {info.image_key} + {info.text_key}; runtime {runtime.name}"
+          + (f" (onnxruntime providers: {', '.join(select_providers())})" if runtime.engine == "onnxruntime" else ""))
     print(_device_line())
     kind, scores = info.quality()
     if kind:
@@ -278,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tagline {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summaries")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino", "openvino-bf16"],
+                        help="engine for the encoders (default auto: onnxruntime on a GPU, else OpenVINO where "
+                             "installed, else onnxruntime; openvino-bf16 is faster on CPUs with bf16, its features "
+                             "cached apart)")
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def folder_verb(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -405,6 +414,12 @@ def main(argv: list[str] | None = None, gui_runner: Callable[[Path | None], int]
     args.gui_runner = gui_runner
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     args.cancel = CancelToken()
+    if args.runtime:
+        import os
+
+        from core.models.runtimes import RUNTIME_ENV
+
+        os.environ[RUNTIME_ENV] = args.runtime  # read by every Encoders built in this process
     if getattr(args, "command", None) == "export" and args.format != "sidecars" and not args.out:
         _warn("export needs --out for csv and json")
         return EXIT_ERROR

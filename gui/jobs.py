@@ -58,13 +58,17 @@ def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:
     """Which device the encoders will use (imports onnxruntime, so it runs in the background)."""
     from core.models.encoders import cuda_fallback_reason, select_providers
+    from core.models.runtimes import choose_runtime
 
     yield Progress("device", 0, 1)
     providers = select_providers(prefer_gpu)
     if providers and providers[0] == "CUDAExecutionProvider":
         return "CUDA"
+    runtime = choose_runtime(None, gpu=False)
+    engine = f"OpenVINO {runtime.precision}" if runtime.engine == "openvino" else ""
     reason = cuda_fallback_reason()
-    return f"CPU (CUDA failed: {reason})" if reason else "CPU"
+    details = ", ".join(x for x in (engine, f"CUDA failed: {reason}" if reason else "") if x)
+    return f"CPU ({details})" if details else "CPU"
 
 
 def model_summary(model_dir: Path | None) -> Any:

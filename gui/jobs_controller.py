@@ -19,6 +19,16 @@ from gui.jobs import ExportRequest, caption_job, classify_job, device_job, expor
 from gui.label_editor import LabelEditor
 from gui.worker import JobFactory, JobHandle, JobQueue
 
+
+def device_name(provider: str) -> str:
+    """The status bar's words for an encoder session's provider."""
+    if "CUDA" in provider:
+        return "CUDA"
+    if provider.startswith("OpenVINO"):
+        return f"CPU (OpenVINO {provider.rsplit('-', 1)[-1]})"
+    return "CPU"
+
+
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
 
@@ -138,7 +148,7 @@ class JobsController(QObject):
     def _on_classified(self, report: Any) -> None:
         rate = report.classified / report.seconds if report.seconds else 0.0
         if report.provider:
-            self.set_device("CUDA" if "CUDA" in report.provider else "CPU")
+            self.set_device(device_name(report.provider))
         self._message(f"Classified {report.classified} images ({rate:.1f}/s), {report.already_done} already done, "
                       f"{len(report.failures)} skipped")
         errors.show_failures(self.window, "Classifying", report.failures)

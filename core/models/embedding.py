@@ -20,6 +20,7 @@ from core.media.images import load_rgb
 from core.media.prefetch import prefetched
 from core.models.encoders import ImageEncoder, TextEncoder
 from core.models.registry import ImageEncoderSpec, TextEncoderSpec
+from core.models.runtimes import Runtime, choose_runtime
 from core.progress import CancelToken
 from core.store.database import ImageRecord, ProjectStore
 
@@ -31,14 +32,30 @@ class Encoders:
     image_spec: ImageEncoderSpec
     text_spec: TextEncoderSpec
     prefer_gpu: bool = True
+    runtime_name: str | None = None  # "auto", "onnxruntime", "openvino", "openvino-bf16"; None: $TAGLINE_RUNTIME or auto
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        from core.models.encoders import gpu_in_use
+
+        return choose_runtime(self.runtime_name, gpu=gpu_in_use(self.prefer_gpu))
+
+    @property
+    def image_key(self) -> str:
+        """The cache key of this run's image features: the spec's, plus the precision when reduced."""
+        return self.image_spec.key + self.runtime.feature_key_suffix
+
+    @property
+    def text_key(self) -> str:
+        return self.text_spec.key + self.runtime.feature_key_suffix
 
     @cached_property
     def image(self) -> ImageEncoder:
-        return ImageEncoder(self.image_spec, self.prefer_gpu)
+        return ImageEncoder(self.image_spec, self.prefer_gpu, runtime=self.runtime)
 
     @cached_property
     def text(self) -> TextEncoder:
-        return TextEncoder(self.text_spec, self.prefer_gpu)
+        return TextEncoder(self.text_spec, self.prefer_gpu, runtime=self.runtime)
 
 
 @dataclass
@@ -76,7 +93,7 @@ def iter_embedded_batches(
 
     `captions` (image id -> (text, source)) defaults to every caption in the store.
     """
-    image_key, text_key = encoders.image_spec.key, encoders.text_spec.key
+    image_key, text_key = encoders.image_key, encoders.text_key
     wanted = [r.id for r in records]
     image_cache = store.cached_embeddings(image_key, wanted)
     text_cache = store.cached_embeddings(text_key, wanted)
@@ -142,11 +159,11 @@ def _encode_batch(
             text_vectors[row] = vector
     with store.transaction():
         store.save_embeddings(
-            encoders.image_spec.key,
+            encoders.image_key,
             [(r.id, r.digest or "", image_vectors[r.id]) for r, _ in to_encode],
         )
         store.save_embeddings(
-            encoders.text_spec.key,
+            encoders.text_key,
             [(image_id, caption_key(text), text_vectors[row]) for row, image_id, text in new_text],
         )
         for record, reason in failures:

@@ -19,6 +19,7 @@ from core.errors import ModelError
 from core.formats.temp_files import writing_beside
 from core.models.oom import OomGuard
 from core.models.registry import ImageEncoderSpec, TextEncoderSpec, cache_dir
+from core.models.runtimes import OpenVinoSession, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,17 @@ def _cuda_device_present() -> bool:
     return Path("/dev/nvidiactl").exists() or os.name == "nt"
 
 
+def make_session(path: Path, runtime: Runtime, prefer_gpu: bool = True) -> Any:
+    """A session for one graph on the chosen runtime (`core.models.runtimes`)."""
+    if runtime.engine == "openvino":
+        return OpenVinoSession(path, runtime.precision)
+    return _session(path, select_providers(prefer_gpu))
+
+
+def gpu_in_use(prefer_gpu: bool = True) -> bool:
+    return prefer_gpu and select_providers(prefer_gpu)[0] == "CUDAExecutionProvider"
+
+
 def _session(path: Path, providers: list[str]) -> Any:
     import onnxruntime as ort
 
@@ -162,10 +174,12 @@ def _session(path: Path, providers: list[str]) -> Any:
 class ImageEncoder:
     """Pixels in, pooled embeddings out (or with `regions`, the feature map's regions), in batches."""
 
-    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False) -> None:
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False,
+                 runtime: Runtime | None = None) -> None:
         self.spec = spec
         self.path = region_onnx_path(spec) if regions else image_onnx_path(spec)
-        self.session = _session(self.path, select_providers(prefer_gpu))
+        self.runtime = runtime or Runtime("onnxruntime")
+        self.session = make_session(self.path, self.runtime, prefer_gpu)
         self.guard = OomGuard(self._to_cpu)
 
     def _to_cpu(self) -> bool:
@@ -182,9 +196,10 @@ class ImageEncoder:
         return self.guard(self._run, pixels.astype(np.float32))
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
-        if self.provider == "CPUExecutionProvider" and len(pixels) > 1:
+        if "CUDA" not in self.provider and len(pixels) > 1:
             # On a CPU a convnet runs fastest one photo at a time (activations stay in cache):
-            # Lite0 10.0 ms a photo alone against 13.4 ms in a batch of 32, on 2 cores.
+            # Lite0 10.0 ms a photo alone against 13.4 ms in a batch of 32, on 2 cores
+            # (onnxruntime; OpenVINO likewise, docs/benchmarks.md).
             return np.concatenate([self.session.run(None, {"pixels": pixels[i : i + 1]})[0] for i in range(len(pixels))])
         return np.asarray(self.session.run(None, {"pixels": pixels})[0])
 
@@ -192,7 +207,7 @@ class ImageEncoder:
 class TextEncoder:
     """Captions in, L2-normalised sentence embeddings out."""
 
-    def __init__(self, spec: TextEncoderSpec, prefer_gpu: bool = True) -> None:
+    def __init__(self, spec: TextEncoderSpec, prefer_gpu: bool = True, runtime: Runtime | None = None) -> None:
         from tokenizers import Tokenizer
 
         self.spec = spec
@@ -200,7 +215,8 @@ class TextEncoder:
         self.tokenizer.enable_truncation(spec.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self.path = text_onnx_path(spec)
-        self.session = _session(self.path, select_providers(prefer_gpu))
+        self.runtime = runtime or Runtime("onnxruntime")
+        self.session = make_session(self.path, self.runtime, prefer_gpu)
         self.guard = OomGuard(self._to_cpu)
 
     def _to_cpu(self) -> bool:
@@ -230,7 +246,7 @@ class TextEncoder:
 def _move_to_cpu(encoder: ImageEncoder | TextEncoder) -> bool:
     """Rebuild the encoder's session on the CPU after the GPU ran out of memory (reported in
     the status bar like any other reason the GPU is not used). False if it is on the CPU."""
-    if encoder.provider == "CPUExecutionProvider":
+    if "CUDA" not in encoder.provider:
         return False
     _FALLBACK.append("out of GPU memory even one item at a time")
     encoder.session = _session(encoder.path, ["CPUExecutionProvider"])

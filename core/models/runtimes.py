@@ -1,0 +1,113 @@
+"""Which engine runs the encoders' ONNX graphs: onnxruntime (CUDA or CPU) or OpenVINO (CPU).
+
+The same graph, the same preprocessing: only the engine differs. On an x86 CPU, OpenVINO runs
+our graphs faster than onnxruntime at the same f32 results (docs/benchmarks.md); where the CPU
+has bf16 units, OpenVINO's bf16 inference is faster still, and is used only where the benchmark
+showed held-out samples F1 moving by less than 0.002. Features computed in bf16 are cached
+under their own key (`feature_key_suffix`), never mixed with f32 ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "onnxruntime", "openvino", "openvino-bf16")
+RUNTIME_ENV = "TAGLINE_RUNTIME"  # set by `--runtime` and the app's setting; "auto" when unset
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An engine and a precision: `engine` is "onnxruntime" or "openvino"; `precision` "f32" or "bf16"."""
+
+    engine: str
+    precision: str = "f32"
+
+    @property
+    def name(self) -> str:
+        return self.engine if self.precision == "f32" else f"{self.engine}-{self.precision}"
+
+    @property
+    def feature_key_suffix(self) -> str:
+        """Appended to an encoder's cache key: reduced precision gives (slightly) other vectors."""
+        return "" if self.precision == "f32" else f"+{self.precision}"
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_has_bf16() -> bool:
+    if not openvino_available():
+        return False
+    import openvino as ov
+
+    try:
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # an old runtime or an unknown device: no reduced precision
+        return False
+
+
+def choose_runtime(requested: str | None = None, gpu: bool = False) -> Runtime:
+    """`requested` (or $TAGLINE_RUNTIME): "onnxruntime", "openvino", "openvino-bf16" or "auto".
+
+    Auto: onnxruntime when it will run on a GPU; else OpenVINO f32 where it is installed on an
+    x86 CPU (faster, same results); else onnxruntime on the CPU. bf16 only when asked for: it
+    changes the features a little, so it is the person's (or the benchmark's) choice.
+    """
+    name = (requested or os.environ.get(RUNTIME_ENV) or "auto").lower()
+    if name not in RUNTIMES:
+        raise ModelError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
+    if name == "onnxruntime":
+        return Runtime("onnxruntime")
+    if name.startswith("openvino"):
+        if not openvino_available():
+            raise ModelError("the openvino runtime is not installed: pip install openvino (or use --runtime onnxruntime)")
+        if name == "openvino-bf16" and not cpu_has_bf16():
+            raise ModelError("this CPU has no bf16 support; use --runtime openvino")
+        return Runtime("openvino", "bf16" if name == "openvino-bf16" else "f32")
+    if gpu:
+        return Runtime("onnxruntime")
+    if openvino_available() and platform.machine().lower() in ("x86_64", "amd64"):
+        return Runtime("openvino")
+    return Runtime("onnxruntime")
+
+
+class OpenVinoSession:
+    """An OpenVINO compiled model behind onnxruntime's `run` and `get_providers`, so the
+    encoders need not know which engine they hold."""
+
+    def __init__(self, path: Path, precision: str = "f32") -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                  "PERFORMANCE_HINT": "LATENCY"}
+        try:
+            self._compiled = core.compile_model(str(path), "CPU", config)
+        except Exception as exc:
+            raise ModelError(f"OpenVINO cannot load {path}: {exc}") from exc
+        self._request = self._compiled.create_infer_request()
+        self._inputs = [port.any_name for port in self._compiled.inputs]
+        self.precision = precision
+
+    def get_providers(self) -> list[str]:
+        return [f"OpenVINO-CPU-{self.precision}"]
+
+    def run(self, output_names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = self._request.infer({name: feeds[name] for name in self._inputs})
+        return [np.array(value) for value in results.values()]

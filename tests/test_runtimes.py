@@ -1,0 +1,95 @@
+"""Each encoder runtime against the torch reference (golden tests), the automatic choice, and
+reduced-precision features cached apart from f32 ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.errors import ModelError
+from core.media.images import load_rgb
+from core.models.embedding import Encoders
+from core.models.encoders import ImageEncoder, TextEncoder, preprocess_image
+from core.models.registry import image_spec, text_spec
+from core.models.runtimes import RUNTIME_ENV, Runtime, choose_runtime, cpu_has_bf16, openvino_available
+from core.models.torch_encoders import PooledFeatures, create_text_module
+
+needs_openvino = pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
+RUNTIMES = [Runtime("onnxruntime"), Runtime("openvino"), Runtime("openvino", "bf16")]
+TEXTS = ["a cat sleeping on a sofa", "a kitten asleep on the couch", "a red bus in the city street"]
+
+
+def available(runtime: Runtime) -> bool:
+    return runtime.engine == "onnxruntime" or (openvino_available() and (runtime.precision == "f32" or cpu_has_bf16()))
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    import shutil
+
+    import torch
+
+    from tests.conftest import SAMPLE
+
+    folder = tmp_path_factory.mktemp("photos")
+    for path in SAMPLE.glob("*.jpg"):
+        shutil.copyfile(path, folder / path.name)
+    spec, text = image_spec("efficientnet_lite0"), text_spec("minilm_l6")
+    batch = np.stack([preprocess_image(load_rgb(p), spec) for p in sorted(folder.glob("*.jpg"))])
+    ids, mask = TextEncoder(text, prefer_gpu=False).tokenize(TEXTS)
+    with torch.inference_mode():
+        image = PooledFeatures.create(spec)(torch.from_numpy(batch)).numpy()
+        sentences = create_text_module(text)(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    return batch, image, sentences, ids
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES, ids=lambda r: r.name)
+def test_every_runtime_gives_the_torch_features(runtime: Runtime, references) -> None:  # type: ignore[no-untyped-def]
+    if not available(runtime):
+        pytest.skip(f"{runtime.name} is not available here")
+    batch, image_reference, text_reference, _ = references
+    image = ImageEncoder(image_spec("efficientnet_lite0"), prefer_gpu=False, runtime=runtime).encode(batch)
+    text = TextEncoder(text_spec("minilm_l6"), prefer_gpu=False, runtime=runtime).encode(TEXTS)
+    cosine = np.sum(image * image_reference, 1) / np.linalg.norm(image, axis=1) / np.linalg.norm(image_reference, axis=1)
+    if runtime.precision == "f32":  # the same graph in another engine: the same numbers
+        assert np.allclose(image, image_reference, atol=1e-3, rtol=1e-3)
+        assert np.allclose(text, text_reference, atol=1e-4)
+    else:  # bf16: close, not equal (cached under its own key)
+        assert cosine.min() > 0.99 and np.abs(text - text_reference).max() < 0.02
+    assert text[0] @ text[1] > text[0] @ text[2] + 0.2
+
+
+def test_the_automatic_choice_and_asking_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    assert choose_runtime(None, gpu=True) == Runtime("onnxruntime")
+    expected = Runtime("openvino") if openvino_available() else Runtime("onnxruntime")
+    assert choose_runtime(None, gpu=False) == expected  # this machine is x86_64
+    assert choose_runtime("onnxruntime") == Runtime("onnxruntime")
+    monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
+    assert choose_runtime(None) == Runtime("onnxruntime")
+    with pytest.raises(ModelError, match="unknown runtime 'tpu'"):
+        choose_runtime("tpu")
+
+
+@needs_openvino
+def test_bf16_features_are_cached_under_their_own_key(sample_folder: Path) -> None:
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16")
+    from core.progress import run_to_end
+    from core.store.database import ProjectStore
+    from core.store.sync import sync_folder
+    from core.tagging.classifier import Classifier, classify_project
+
+    classifier = Classifier()
+    f32 = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), False, "openvino")
+    bf16 = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), False, "openvino-bf16")
+    assert f32.image_key == f32.image_spec.key and bf16.image_key == f32.image_key + "+bf16"
+    with ProjectStore(sample_folder) as store:
+        run_to_end(sync_folder(store))
+        run_to_end(classify_project(store, classifier, f32))
+        run_to_end(classify_project(store, classifier, bf16, redo=True))
+        assert len(store.cached_embeddings(f32.image_key)) == len(store.cached_embeddings(bf16.image_key)) == 4
+        a, b = store.cached_embeddings(f32.image_key), store.cached_embeddings(bf16.image_key)
+        assert any(not np.array_equal(a[i][1], b[i][1]) for i in a)  # never one served for the other
