@@ -64,7 +64,7 @@ def test_every_runtime_gives_the_torch_features(runtime: Runtime, references) ->
 def test_the_automatic_choice_and_asking_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     assert choose_runtime(None, gpu=True) == Runtime("onnxruntime")
-    expected = Runtime("openvino") if openvino_available() else Runtime("onnxruntime")
+    expected = Runtime("openvino", "bf16" if cpu_has_bf16() else "f32") if openvino_available() else Runtime("onnxruntime")
     assert choose_runtime(None, gpu=False) == expected  # this machine is x86_64
     assert choose_runtime("onnxruntime") == Runtime("onnxruntime")
     monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")

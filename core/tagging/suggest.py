@@ -107,7 +107,7 @@ def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strat
     thresholds = classifier.info.decision_thresholds()
     features = None
     if strategy == "diverse":
-        cache = store.cached_embeddings(classifier.info.image_key, [r.id for r in records])
+        cache = store.cached_embeddings(classifier.encoders().image_key, [r.id for r in records])
         features = np.stack([cache[r.id][1] for r in records]) if records else np.zeros((0, 1), np.float32)
     picked = choose(strategy, n, labelled, probabilities, thresholds, features, seed) if records else np.zeros(0, int)
     doubt = uncertainty(probabilities, thresholds) if records else np.zeros(0, np.float32)
