@@ -272,6 +272,19 @@ def _device_line() -> str:
     return "GPU: none found; everything runs on the CPU (heads train in seconds; --finetune is slow without a GPU)"
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from core.serve.app import serve
+    except ImportError as exc:
+        raise TaglineError(f"the server needs its extra packages ({exc.name} is missing): pip install 'tagline[serve]'") from exc
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+        _warn(f"listening on {args.host} without --token: anyone who can reach this machine can use the server")
+    _info(args, f"serving on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops")
+    serve(_path(args.model), _path(args.captioner), args.host, args.port, args.token, args.max_upload_mb,
+          args.max_batch, not args.cpu)
+    return EXIT_OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     if args.gui_runner is None:
         raise TaglineError("the desktop application is not installed with this command line")
@@ -387,6 +400,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verbs.add_parser("info", help="Describe a model and the inference device.")
     sub.add_argument("--model")
     sub.set_defaults(func=cmd_info)
+
+    sub = verbs.add_parser("serve", help="Serve classification and captioning over HTTP, with a web page at /.")
+    sub.add_argument("--model", help="model folder (default: the bundled model)")
+    sub.add_argument("--captioner", help="captioner folder (default: the bundled one)")
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    sub.add_argument("--port", type=positive_int, default=8765)
+    sub.add_argument("--token", help="require Authorization: Bearer TOKEN on every API request")
+    sub.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo accepted (default 20)")
+    sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_serve)
 
     sub = verbs.add_parser("gui", help="Open the desktop application.")
     sub.add_argument("folder", nargs="?", type=Path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import warnings
@@ -48,14 +49,33 @@ def load_rgb(path: Path | str, max_side: int | None = None) -> Image.Image:
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings(), open_regular(path) as handle:
+        with open_regular(path) as handle:
+            return _decode(handle, str(path), max_side)
+    except ImageDecodeError:
+        raise
+    except PermissionError as exc:
+        raise ImageDecodeError(str(path), "permission denied") from exc
+    except FileNotFoundError as exc:
+        raise ImageDecodeError(str(path), "file not found") from exc
+    except IsADirectoryError as exc:
+        raise ImageDecodeError(str(path), "not a regular file (a folder, pipe or device)") from exc
+    except OSError as exc:
+        raise ImageDecodeError(str(path), f"broken or truncated image ({exc})") from exc
+
+
+def decode_bytes(data: bytes, name: str = "upload", max_side: int | None = None) -> Image.Image:
+    """The same decode for bytes already in memory (an upload to `tagline serve`)."""
+    return _decode(io.BytesIO(data), name, max_side)
+
+
+def _decode(handle: BinaryIO, name: str, max_side: int | None) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(handle) as im:
                 width, height = im.size
                 if width * height > MAX_PIXELS:
-                    raise ImageDecodeError(
-                        str(path), f"too many pixels ({width}x{height}); limit is {MAX_PIXELS:,}"
-                    )
+                    raise ImageDecodeError(name, f"too many pixels ({width}x{height}); limit is {MAX_PIXELS:,}")
                 if max_side is not None and im.format == "JPEG":
                     im.draft("RGB", (max_side, max_side))
                 im.load()
@@ -64,17 +84,11 @@ def load_rgb(path: Path | str, max_side: int | None = None) -> Image.Image:
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(str(path), f"decompression bomb refused ({exc})") from exc
+        raise ImageDecodeError(name, f"decompression bomb refused ({exc})") from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(str(path), "not an image file (unknown format)") from exc
-    except PermissionError as exc:
-        raise ImageDecodeError(str(path), "permission denied") from exc
-    except FileNotFoundError as exc:
-        raise ImageDecodeError(str(path), "file not found") from exc
-    except IsADirectoryError as exc:
-        raise ImageDecodeError(str(path), "not a regular file (a folder, pipe or device)") from exc
+        raise ImageDecodeError(name, "not an image file (unknown format)") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageDecodeError(str(path), f"broken or truncated image ({exc})") from exc
+        raise ImageDecodeError(name, f"broken or truncated image ({exc})") from exc
     if max_side is not None and max(rgb.size) > max_side:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return rgb

@@ -46,11 +46,13 @@ class Runtime:
 
 @functools.cache
 def openvino_available() -> bool:
+    """Installed, and with its CPU plugin (a bundle missing the plugin lists no device)."""
     try:
-        import openvino  # noqa: F401
-    except ImportError:
+        import openvino as ov
+
+        return "CPU" in ov.Core().available_devices
+    except Exception:  # not installed, or a broken install: onnxruntime does the work
         return False
-    return True
 
 
 @functools.cache
