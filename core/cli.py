@@ -272,6 +272,26 @@ def _device_line() -> str:
     return "GPU: none found; everything runs on the CPU (heads train in seconds; --finetune is slow without a GPU)"
 
 
+def cmd_audit_captions(args: argparse.Namespace) -> int:
+    from core.captions.audit import format_audit
+    from core.jobs.audit import AuditRequest, audit_job
+
+    store = _open_store(args)
+    request = AuditRequest(_path(args.captions), _path(args.model), args.batch_size, not args.cpu)
+    outcome = drive(audit_job(store, request, args.cancel), args.quiet)
+    print(f"{outcome.photos} photos with human and generated captions; captioner {outcome.captioner}")
+    print(format_audit(outcome.results))
+    if args.json:
+        import json
+
+        from core.formats.exporting import atomic_write_text
+
+        report = {"photos": outcome.photos, "captioner": outcome.captioner,
+                  "attributes": [r.as_dict() for r in outcome.results]}
+        atomic_write_text(Path(args.json), json.dumps(report, indent=1))
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from core.serve.app import serve
@@ -400,6 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verbs.add_parser("info", help="Describe a model and the inference device.")
     sub.add_argument("--model")
     sub.set_defaults(func=cmd_info)
+
+    sub = folder_verb("audit-captions", "Compare generated captions with the human captions of the same photos: "
+                                        "how often they name the other gender, age or number of people.")
+    sub.add_argument("--captions", help="human captions CSV (several rows a photo allowed); default: the project's")
+    sub.add_argument("--model", help="captioner folder (default: the bundled one)")
+    sub.add_argument("--json", help="also write the report as JSON")
+    sub.add_argument("--batch-size", type=positive_int, default=32)
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_audit_captions)
 
     sub = verbs.add_parser("serve", help="Serve classification and captioning over HTTP, with a web page at /.")
     sub.add_argument("--model", help="model folder (default: the bundled model)")

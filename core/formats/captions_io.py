@@ -334,3 +334,28 @@ def read_sidecar_captions(store: ProjectStore) -> dict[int, str]:
         if text:
             found[image_id] = text
     return found
+
+
+def read_reference_captions(path: Path | str) -> dict[str, list[str]]:
+    """Every caption of every photo in a CSV (several rows per ImageID allowed: Flickr8k has
+    five references a photo), for comparing generated captions with them."""
+    path = Path(path)
+    try:
+        text = decode_csv_bytes(path, path.read_bytes())
+    except OSError as exc:
+        raise CsvImportError(str(path), exc.strerror or str(exc)) from exc
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvImportError(str(path), "the file is empty", line=1) from None
+    id_col, _, caption_col = _locate_columns(path, header)
+    if caption_col is None:
+        raise CsvImportError(str(path), f"header {header!r} has no Caption column", line=1)
+    found: dict[str, list[str]] = {}
+    for record in reader:
+        if len(record) > max(id_col, caption_col) and record[caption_col].strip():
+            relpath = safe_relpath(record[id_col])
+            if relpath is not None:
+                found.setdefault(relpath, []).append(record[caption_col].strip())
+    return found
