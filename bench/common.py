@@ -22,8 +22,12 @@ CACHE = Path(os.environ.get("TAGLINE_BENCH_CACHE", "/tmp/tagline-comp5329-embedd
 
 
 def comp_rows() -> list[dict[str, str]]:
-    with open(COMP / "train.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    """comp5329's rows as the product reads them (stray quotes in a few captions made
+    csv.DictReader give those rows an extra, unnamed field)."""
+    from core.formats.captions_io import read_caption_csv
+
+    return [{"ImageID": r.image_id, "Labels": r.labels[0] if r.labels else "", "Caption": r.caption or ""}
+            for r in read_caption_csv(COMP / "train.csv").rows]
 
 
 def holdout_folder(target: Path, limit: int | None = None, part: str = "holdout") -> tuple[Path, Path]:

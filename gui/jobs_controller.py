@@ -174,7 +174,7 @@ class JobsController(QObject):
         self.decided_since_training = 0
         self.training_running = True
         handle = self._submit("training", partial(train_job, project.store, out_dir, settings.train_epochs,
-                                                  settings.prefer_gpu))
+                                                  settings.prefer_gpu, image_encoder=settings.train_image_encoder))
         if not automatic:
             self.window.tabs.setCurrentWidget(self.window.training)
         self.window.training.start_training()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -146,9 +147,34 @@ class MainWindow(QMainWindow):
                                         "then decide the other photos again")
         self.a_autotrain.setCheckable(True)
         self.a_autotrain.setChecked(self.settings.retrain_every > 0)
+        self._encoder_menu(model.addMenu("Image &encoder for training"))
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
         self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train]
         self._enable_project_actions(False)
+
+    def _encoder_menu(self, menu: QMenu) -> None:
+        """The encoders new models can be trained on, each with its measured speed and quality
+        (`resources/backbones.json`, from bench/bench_backbones.py)."""
+        from core.models.backbones import backbone_figures
+
+        group = QActionGroup(menu)
+        choices = [("", "The bundled model's (EfficientNet-Lite0)", "")]
+        for row in backbone_figures():
+            choices.append((row["name"], f"{row['name']}: {row['ms']:.1f} ms a photo, validation samples F1 "
+                                         f"{row['samples_f1']:.3f}, photo alone {row['photo_alone_f1']:.3f}",
+                            f"{row['parameters'] / 1e6:.1f} M parameters, {row['mb']:.1f} MB, {row['input']} px"))
+        for name, text, tip in choices:
+            action = menu.addAction(text)
+            action.setCheckable(True)
+            action.setToolTip(tip or "the encoder of the bundled model")
+            action.setChecked(self.settings.train_image_encoder == name)
+            action.triggered.connect(lambda _=False, n=name: self.set_train_encoder(n))
+            group.addAction(action)
+        menu.setToolTipsVisible(True)
+
+    def set_train_encoder(self, name: str) -> None:
+        self.settings.train_image_encoder = name
+        save_settings(self.settings)
 
     def set_auto_retrain(self, enabled: bool) -> None:
         self.settings.retrain_every = AUTO_RETRAIN if enabled else 0

@@ -23,6 +23,7 @@ class Settings:
     train_epochs: int = 15
     prefer_gpu: bool = True
     top1_fallback: bool = True  # a photo where no label passes its threshold gets its most likely one
+    train_image_encoder: str = ""  # image encoder new models are trained on; "": the bundled model's
     retrain_every: int = AUTO_RETRAIN  # retrain in the background after this many newly confirmed photos; 0: never
     recent_folders: list[str] = field(default_factory=list)
 

