@@ -137,7 +137,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         model=_path(args.model), captions=_path(args.captions), label_map=_path(args.label_map), out=_path(args.out),
         label_ids=args.label_ids, probabilities=args.probabilities, batch_size=args.batch_size, redo=args.redo,
         top1_fallback=False if args.no_fallback else None, caption_missing=args.caption_missing,
-        captioner=_path(args.captioner), use_generated_captions=args.use_generated_captions, prefer_gpu=not args.cpu)
+        captioner=_path(args.captioner), use_generated_captions=args.use_generated_captions, prefer_gpu=not args.cpu,
+        ray=args.ray, ray_workers=args.ray_workers, source=args.source)
     if request.model is not None:  # a missing or broken model is said before the scan
         from core.models.model_files import read_info
 
@@ -153,7 +154,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_caption(args: argparse.Namespace) -> int:
     from core.jobs.caption import CaptionRequest, caption_job
 
-    request = CaptionRequest(_path(args.model), _path(args.out), args.overwrite, args.style, args.batch_size, not args.cpu)
+    request = CaptionRequest(_path(args.model), _path(args.out), args.overwrite, args.style, args.batch_size, not args.cpu,
+                             args.ray, args.ray_workers, args.source)
     store = _open_store(args)
     outcome = drive(caption_job(store, request, args.cancel), args.quiet)
     _warn_skipped(outcome.report.failures)
@@ -358,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--use-generated-captions", action="store_true",
                      help="also read machine-generated captions already in the project (docs/captioning.md)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run on a Ray cluster (without ADDRESS a local Ray instance is started and stopped); "
+                          "needs pip install 'tagline[cluster]'")
+    sub.add_argument("--ray-workers", type=positive_int, help="with --ray: actors (default one per CPU)")
+    sub.add_argument("--source", help="with --ray: where workers read the photos, an s3:// or gs:// prefix holding "
+                                      "the folder's relative paths (default: the folder itself)")
     sub.set_defaults(func=cmd_classify)
 
     sub = folder_verb("caption", "Generate captions for images that have none (source: generated).")
@@ -367,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--style", help="write like one of the captioner's training sources (e.g. comp5329, flickr8k)")
     sub.add_argument("--batch-size", type=positive_int, default=32)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run on a Ray cluster (without ADDRESS a local Ray instance); pip install 'tagline[cluster]'")
+    sub.add_argument("--ray-workers", type=positive_int, help="with --ray: actors (default one per CPU)")
+    sub.add_argument("--source", help="with --ray: an s3:// or gs:// prefix holding the folder's relative paths")
     sub.set_defaults(func=cmd_caption)
 
     sub = folder_verb("suggest", "The photos to confirm next: those the model is least sure of (a simulated person "

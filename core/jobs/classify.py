@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.formats.exporting import check_output_path, collect_rows, export_csv
 from core.jobs.importing import ImportOutcome, ImportRequest, import_job
@@ -28,11 +29,14 @@ class ClassifyRequest:
     captioner: Path | None = None
     use_generated_captions: bool = False
     prefer_gpu: bool = True
+    ray: str | None = None  # run on Ray: "" starts a local instance, else the cluster's address
+    ray_workers: int | None = None  # actors (default: one per CPU of the cluster)
+    source: str | None = None  # with ray: where workers read the photos (an s3:// or gs:// prefix)
 
 
 @dataclass
 class ClassifyOutcome:
-    report: ClassifyReport
+    report: ClassifyReport | Any  # a RayClassifyReport on a cluster (the same fields)
     model_version: str
     imported: ImportOutcome | None = None
     captioned: int = 0
@@ -61,8 +65,16 @@ def classify_job(store: ProjectStore, request: ClassifyRequest, cancel: CancelTo
         caption_failures, captioned = captioning.failures, captioning.captioned
         notes.info.append(f"captioned {captioned} images without a caption")
     encoders = classifier.encoders(prefer_gpu=request.prefer_gpu)
-    report = yield from classify_project(store, classifier, encoders, request.batch_size, request.redo, cancel,
-                                         use_generated_captions=request.use_generated_captions or request.caption_missing)
+    report: Any
+    if request.ray is not None:
+        from core.cluster.ray_jobs import classify_on_ray
+
+        report = yield from classify_on_ray(store, classifier.folder, request.ray or None, request.ray_workers,
+                                            request.source, request.redo, request.prefer_gpu, cancel,
+                                            request.top1_fallback)
+    else:
+        report = yield from classify_project(store, classifier, encoders, request.batch_size, request.redo, cancel,
+                                             use_generated_captions=request.use_generated_captions or request.caption_missing)
     outcome = ClassifyOutcome(report, classifier.version, imported, captioned,
                               list(dict(caption_failures + report.failures).items()), notes=notes)
     rate = report.classified / report.seconds if report.seconds else 0.0
