@@ -7,7 +7,7 @@ import dataclasses
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -30,11 +30,36 @@ def device_name(provider: str) -> str:
 
 
 if TYPE_CHECKING:
-    from gui.main_window import MainWindow
+    from PySide6.QtWidgets import QStatusBar, QTabWidget
+
+    from gui.detail import DetailPanel
+    from gui.gallery import GalleryModel
+    from gui.project import Project
+    from gui.settings import Settings
+    from gui.status import StatusBar
+    from gui.training_view import TrainingView
+
+
+class JobsHost(Protocol):
+    """What the controller needs of the window, and nothing else: the open project, the
+    settings, the views a job reports into, and the selection. The window provides it; tests
+    may pass any object that does (no import of the window, so no circle)."""
+
+    project: Project | None
+    settings: Settings
+    training: TrainingView
+    status: StatusBar
+    detail: DetailPanel
+    tabs: QTabWidget
+    model: GalleryModel
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
+    def select_image(self, image_id: int) -> None: ...
+    def selected_ids(self) -> list[int]: ...
 
 
 class JobsController(QObject):
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: JobsHost) -> None:
         super().__init__(window)
         self.window = window
         self.queue = JobQueue(self)
