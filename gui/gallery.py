@@ -70,16 +70,31 @@ class GalleryModel(QAbstractListModel):
         if self.project is not None:
             self.project.reloaded.disconnect(self.refilter)
             self.project.images_changed.disconnect(self._on_images_changed)
+            self.project.images_added.disconnect(self._on_images_added)
         self.project = project
         self.loader.reset()
         if project is not None:
             project.reloaded.connect(self.refilter)
             project.images_changed.connect(self._on_images_changed)
+            project.images_added.connect(self._on_images_added)
         self.refilter()
 
     def set_filter(self, view_filter: ViewFilter) -> None:
         self.filter = view_filter
         self.refilter()
+
+    def _on_images_added(self, image_ids: list[int]) -> None:
+        """Rows at the end while a scan runs (the view keeps its place); a filtered view is
+        filtered again from the snapshot in memory."""
+        if not self.filter.is_default() or self.filter.sort != "name":
+            self.refilter()
+            return
+        first = len(self._ids)
+        self.beginInsertRows(QModelIndex(), first, first + len(image_ids) - 1)
+        for offset, image_id in enumerate(image_ids):
+            self._rows[image_id] = first + offset
+        self._ids.extend(image_ids)
+        self.endInsertRows()
 
     def refilter(self) -> None:
         self.beginResetModel()

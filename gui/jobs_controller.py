@@ -100,18 +100,14 @@ class JobsController(QObject):
         handle = self._submit("scanning", partial(sync_job, project.store))
         handle.progress.connect(self._on_sync_progress)
         handle.succeeded.connect(lambda report: self._on_synced(report, select))
-        self._last_reload = 0.0
         return handle
 
     def _on_sync_progress(self, step: Progress) -> None:
-        """New photos are committed in batches: show the first at once, then every 2 s."""
+        """New photos are committed in batches: each batch is appended to the grid as it lands."""
         project = self.window.project
         if project is None or not step.extra.get("added"):
             return
-        now = time.monotonic()
-        if self._last_reload == 0.0 or now - self._last_reload > 2.0:
-            self._last_reload = now
-            project.reload()
+        project.add_images(list(step.extra["added"]))
 
     def _on_synced(self, report: Any, select: Path | None) -> None:
         project = self.window.project

@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
         self.detail.set_project(self.project)
         self.project.reloaded.connect(self._on_reloaded)
         self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
+        self.project.images_added.connect(self._on_images_added)
         self.project.labels_changed.connect(self._on_labels_changed)
         self.project.newly_decided.connect(self.jobs.count_decisions)
         self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
@@ -369,6 +370,11 @@ class MainWindow(QMainWindow):
     def _on_reloaded(self) -> None:
         self._on_labels_changed()
         self._update_counts()
+        if not self.view.currentIndex().isValid():
+            self.select_row(0)
+
+    def _on_images_added(self, _ids: list[int]) -> None:
+        self._counts_timer.start()
         if not self.view.currentIndex().isValid():
             self.select_row(0)
 

@@ -47,6 +47,7 @@ class Project(QObject):
     """Snapshot + edits of one open `ProjectStore`."""
 
     reloaded = Signal()  # everything may have changed (rows added or removed)
+    images_added = Signal(list)  # image ids appended to `order` while a scan runs
     images_changed = Signal(list)  # image ids whose captions, labels or review state changed
     labels_changed = Signal()  # the label vocabulary
     newly_decided = Signal(int)  # how many photos just got their first decision from the person
@@ -103,6 +104,19 @@ class Project(QObject):
     def reload_labels(self) -> None:
         self.labels = self.store.labels()
         self.labels_changed.emit()
+
+    def add_images(self, relpaths: list[str]) -> list[int]:
+        """A scan committed these new photos: append them to the snapshot instead of reloading it
+        (a reload per batch made the first open of a big folder grow with the square of its size).
+        The next `reload` puts them in natural order."""
+        fresh = [r for r in self.store.images_by_relpath(relpaths) if r.id not in self.records]
+        for record in fresh:
+            self.records[record.id] = record
+            self.order.append(record.id)
+        ids = [r.id for r in fresh]
+        if ids:
+            self.images_added.emit(ids)
+        return ids
 
     def refresh_captions(self, image_ids: list[int]) -> None:
         """A caption batch just committed these images: re-read their captions only, not the

@@ -175,3 +175,26 @@ def test_the_model_menu_offers_the_measured_encoders_for_training(window):
         assert "ms a photo" in lite1.text() and "validation samples F1" in lite1.text()
         lite1.trigger()
         assert window.settings.train_image_encoder == "efficientnet_lite1" and not encoders.actions()[0].isChecked()
+
+
+def test_a_scan_appends_batches_to_the_grid_without_reloading_the_snapshot(qtbot, window, tmp_path):
+    """The first open of a big folder: each committed batch is appended (a reload per batch grew
+    with the square of the folder); one reload at the end puts the names in natural order."""
+    import shutil
+
+    from tests.conftest import SAMPLE
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    photo = SAMPLE / "rocket.jpg"
+    for i in range(4500):  # three insert batches of 2,000
+        shutil.copyfile(photo, folder / f"{i}.jpg")
+    reloads, added = [], []
+    window.open_folder(folder)
+    window.project.reloaded.connect(lambda: reloads.append(window.model.rowCount()))
+    window.project.images_added.connect(lambda ids: added.append(len(ids)))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4500 and not window.jobs.queue.busy, timeout=60_000)
+    assert added == [2000, 2000, 500] and reloads == [4500]  # appended batch by batch, reloaded once at the end
+    names = [window.project.records[i].relpath for i in window.project.order[:12]]
+    assert names[:3] == ["0.jpg", "1.jpg", "2.jpg"] and names[10] == "10.jpg"  # natural order after the reload
+    assert window.view.currentIndex().isValid()

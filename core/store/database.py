@@ -356,6 +356,17 @@ class ProjectStore:
         with self.transaction() as cur:
             cur.executemany("UPDATE images SET digest=? WHERE id=?", digests)
 
+    def images_by_relpath(self, relpaths: Sequence[str]) -> list[ImageRecord]:
+        """The records of these paths (present ones), for a snapshot that grows while a scan runs."""
+        names = list(relpaths)
+        found: list[ImageRecord] = []
+        for start in range(0, len(names), 900):
+            chunk = names[start:start + 900]
+            found += [ImageRecord(*row) for row in self.query(
+                "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images "
+                f"WHERE present=1 AND relpath IN ({','.join('?' * len(chunk))})", chunk)]
+        return found
+
     def image_ids_by_relpath(self) -> dict[str, int]:
         return dict(self.query("SELECT relpath, id FROM images WHERE present=1"))
 
