@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from natsort import natsort_keygen, ns
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from core.media.scan import natural_key
 from core.store.database import ImageRecord, Label, ProjectStore
 from core.store.decisions import is_predicted, photo_labels
 from core.tagging.suggest import photo_uncertainty
-
-_NATURAL = natsort_keygen(alg=ns.PATH | ns.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class Project(QObject):
         since a rescan reloads the snapshot and most names have not changed."""
         key = self._name_keys.get(record.relpath)
         if key is None:
-            key = self._name_keys[record.relpath] = _NATURAL(record.relpath)
+            key = self._name_keys[record.relpath] = natural_key(record.relpath)
         return key
 
     def reload(self) -> None:

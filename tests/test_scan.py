@@ -44,3 +44,11 @@ def test_unreadable_folder_is_reported(sample_folder: Path) -> None:
         assert any("locked" in p.path for p in problems)
     finally:
         locked.chmod(0o755)
+
+
+def test_natural_order_of_names() -> None:
+    from core.media.scan import natural_key
+
+    names = ["img10.jpg", "img9.jpg", "1010.jpg", "102.jpg", "1005.jpg", "B/2.jpg", "a/10.jpg", "a/9.jpg", "a b/1.jpg"]
+    assert sorted(names, key=natural_key) == ["102.jpg", "1005.jpg", "1010.jpg", "a/9.jpg", "a/10.jpg", "a b/1.jpg",
+                                              "B/2.jpg", "img9.jpg", "img10.jpg"]
