@@ -333,9 +333,13 @@ class FrozenImageFeatures:
 
     @cached_property
     def image_encoder(self) -> Any:
-        from core.models.encoders import ImageEncoder
+        """On the runtime classify uses (OpenVINO where it is faster), always in f32: these
+        features are cached under the f32 key and the captioner was trained on them."""
+        from core.models.encoders import ImageEncoder, gpu_in_use
+        from core.models.runtimes import choose_runtime, full_precision
 
-        return ImageEncoder(self.spec, self.prefer_gpu, regions=self.regions)
+        runtime = full_precision(choose_runtime(None, gpu=gpu_in_use(self.prefer_gpu)))
+        return ImageEncoder(self.spec, self.prefer_gpu, regions=self.regions, runtime=runtime)
 
     def embedding(self, features: np.ndarray) -> np.ndarray:
         """The pooled embedding of region features: [mean, max] over the regions."""

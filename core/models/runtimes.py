@@ -93,6 +93,12 @@ def choose_runtime(requested: str | None = None, gpu: bool = False) -> Runtime:
     return Runtime("onnxruntime")
 
 
+def full_precision(runtime: Runtime) -> Runtime:
+    """The same engine in f32: for features cached under the f32 key (the captioner's), which
+    must be the numbers onnxruntime gives."""
+    return Runtime(runtime.engine, "f32")
+
+
 class OpenVinoSession:
     """An OpenVINO compiled model behind onnxruntime's `run` and `get_providers`, so the
     encoders need not know which engine they hold."""
