@@ -7,6 +7,7 @@ live writer's and remove them; an interrupt (Ctrl-C) removes its own at once.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def sweep_stale(target: Path) -> list[Path]:
     """Remove `.TARGET.PID.tmp` files whose process no longer runs; returns what was removed."""
     removed: list[Path] = []
     try:
-        siblings = list(Path(target).parent.glob(f".{glob_escape(Path(target).name)}.*.tmp"))
+        siblings = list(Path(target).parent.glob(f".{glob.escape(Path(target).name)}.*.tmp"))
     except OSError:
         return removed
     for path in siblings:
@@ -52,10 +53,6 @@ def writing_beside(target: Path) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def glob_escape(name: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def _alive(pid: int) -> bool:

@@ -28,6 +28,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
+IN_CHUNK = 900  # values per `IN (...)` query: under the 999 host parameters of older SQLite builds
 ACTIVE_MODEL_KEY = "active_model"  # meta: the folder of the model the project uses
 
 _SCHEMA = """
@@ -272,6 +273,22 @@ class ProjectStore:
             except sqlite3.DatabaseError as exc:
                 raise StoreError(damaged_message(self.db_path, exc)) from exc
 
+    def query_in(self, select: str, column: str, values: Sequence[object] | None, where: str = "",
+                 params: Sequence[object] = ()) -> list[tuple]:
+        """Rows of `select` (with the condition `where`, whose parameters are `params`) whose
+        `column` is one of `values`, asked in chunks under SQLite's parameter limit; every row
+        when `values` is None. A job asking for three photos reads three, not the project."""
+        conditions = [where] if where else []
+        if values is None:
+            return self.query(select + (f" WHERE {where}" if where else ""), params)
+        items = list(values)
+        rows: list[tuple] = []
+        for start in range(0, len(items), IN_CHUNK):
+            chunk = items[start:start + IN_CHUNK]
+            clause = " AND ".join([*conditions, f"{column} IN ({','.join('?' * len(chunk))})"])
+            rows += self.query(f"{select} WHERE {clause}", (*params, *chunk))
+        return rows
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -327,9 +344,7 @@ class ProjectStore:
             )
             if cur.rowcount == len(files):
                 return []
-            stored = dict(cur.execute(
-                f"SELECT relpath, raw_path FROM images WHERE relpath IN ({','.join('?' * len(files))})",
-                [f.relpath for f in files]).fetchall())
+            stored = dict(self.query_in("SELECT relpath, raw_path FROM images", "relpath", [f.relpath for f in files]))
         return [f for f in files if stored.get(f.relpath, f.raw_path) != f.raw_path]
 
     def move_files(self, moves: Sequence[tuple[int, FoundFile]]) -> None:
@@ -358,14 +373,9 @@ class ProjectStore:
 
     def images_by_relpath(self, relpaths: Sequence[str]) -> list[ImageRecord]:
         """The records of these paths (present ones), for a snapshot that grows while a scan runs."""
-        names = list(relpaths)
-        found: list[ImageRecord] = []
-        for start in range(0, len(names), 900):
-            chunk = names[start:start + 900]
-            found += [ImageRecord(*row) for row in self.query(
-                "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images "
-                f"WHERE present=1 AND relpath IN ({','.join('?' * len(chunk))})", chunk)]
-        return found
+        rows = self.query_in("SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images",
+                             "relpath", relpaths, "present=1")
+        return [ImageRecord(*row) for row in rows]
 
     def image_ids_by_relpath(self) -> dict[str, int]:
         return dict(self.query("SELECT relpath, id FROM images WHERE present=1"))
@@ -406,15 +416,8 @@ class ProjectStore:
 
     def captions(self, image_ids: Sequence[int] | None = None) -> dict[int, tuple[str, str]]:
         """image id -> (caption, source), of every image or of those asked for."""
-        sql = "SELECT image_id, text, source FROM captions"
-        if image_ids is None:
-            return {i: (t, s) for i, t, s in self.query(sql)}
-        ids = list(image_ids)
-        found: dict[int, tuple[str, str]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            found.update({i: (t, s) for i, t, s in self.query(f"{sql} WHERE image_id IN ({','.join('?' * len(chunk))})", chunk)})
-        return found
+        rows = self.query_in("SELECT image_id, text, source FROM captions", "image_id", image_ids)
+        return {i: (t, s) for i, t, s in rows}
 
     def caption(self, image_id: int) -> tuple[str, str] | None:
         rows = self.query("SELECT text, source FROM captions WHERE image_id=?", (image_id,))
@@ -547,26 +550,20 @@ class ProjectStore:
 
     def predictions(self, image_ids: Sequence[int] | None = None) -> dict[int, dict[str, tuple[float, bool]]]:
         """image id -> label name -> (probability, predicted present), of every image or of those asked for."""
-        sql = ("SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p "
-               "JOIN labels l ON l.id = p.label_id")
         result: dict[int, dict[str, tuple[float, bool]]] = {}
-        chunks = [None] if image_ids is None else [list(image_ids[i:i + 500]) for i in range(0, len(image_ids), 500)]
-        for chunk in chunks:
-            where = "" if chunk is None else f" WHERE p.image_id IN ({','.join('?' * len(chunk))})"
-            for image_id, name, prob, predicted in self.query(sql + where, chunk or ()):
-                result.setdefault(image_id, {})[name] = (prob, bool(predicted))
+        for image_id, name, prob, predicted in self.query_in(
+            "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p JOIN labels l ON l.id = p.label_id",
+            "p.image_id", image_ids,
+        ):
+            result.setdefault(image_id, {})[name] = (prob, bool(predicted))
         return result
 
     def guessed_labels(self, image_ids: Sequence[int] | None = None) -> dict[int, set[str]]:
         """image id -> labels the model gave only as its best guess (no label passed its threshold)."""
-        sql = ("SELECT p.image_id, l.name FROM predictions p JOIN labels l ON l.id = p.label_id "
-               "WHERE p.predicted = 2")
         result: dict[int, set[str]] = {}
-        chunks = [None] if image_ids is None else [list(image_ids[i:i + 500]) for i in range(0, len(image_ids), 500)]
-        for chunk in chunks:
-            where = "" if chunk is None else f" AND p.image_id IN ({','.join('?' * len(chunk))})"
-            for image_id, name in self.query(sql + where, chunk or ()):
-                result.setdefault(image_id, set()).add(name)
+        for image_id, name in self.query_in("SELECT p.image_id, l.name FROM predictions p JOIN labels l ON l.id = p.label_id",
+                                            "p.image_id", image_ids, "p.predicted = 2"):
+            result.setdefault(image_id, set()).add(name)
         return result
 
     def confirm(self, image_id: int, label: str, present: bool | None) -> None:
@@ -609,15 +606,8 @@ class ProjectStore:
     def cached_embeddings(self, encoder: str, image_ids: Sequence[int] | None = None) -> dict[int, tuple[str, np.ndarray]]:
         """image id -> (source key, float32 vector) for one encoder version, of every image or of
         those asked for (three new photos in a 100,000-photo project need not read 1 GB)."""
-        sql = "SELECT image_id, source_key, vector FROM embeddings WHERE encoder=?"
-        if image_ids is None:
-            rows = self.query(sql, (encoder,))
-        else:
-            ids = list(image_ids)
-            rows = []
-            for start in range(0, len(ids), 900):
-                chunk = ids[start:start + 900]
-                rows += self.query(f"{sql} AND image_id IN ({','.join('?' * len(chunk))})", (encoder, *chunk))
+        rows = self.query_in("SELECT image_id, source_key, vector FROM embeddings", "image_id", image_ids,
+                             "encoder=?", (encoder,))
         return {i: (k, np.frombuffer(v, dtype=np.float16).astype(np.float32)) for i, k, v in rows}
 
     def save_embeddings(self, encoder: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
