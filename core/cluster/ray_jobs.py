@@ -62,6 +62,19 @@ def ray_session(address: str | None, workers: int | None = None) -> Iterator[Any
             ray.shutdown()
 
 
+def _actor_batches(ray: Any, uris: list[str], actor: type, arguments: dict[str, Any],
+                   workers: int | None) -> Iterator[dict[str, Any]]:
+    """The photos at `uris` read by Ray Data and passed through a pool of `actor`s (one per CPU
+    of the cluster unless `workers` says), batch by batch as they finish."""
+    cpus = float(ray.available_resources().get("CPU", 1))
+    count = workers or max(1, int(cpus))
+    dataset = ray.data.read_binary_files(uris, include_paths=True, ray_remote_args={"num_cpus": READ_CPUS})
+    results = dataset.map_batches(  # actors leave a little CPU to the readers, or both wait for ever
+        actor, batch_size=RAY_BATCH, compute=ray.data.ActorPoolStrategy(size=count), batch_format="numpy",
+        num_cpus=max(0.05, min(1.0, (cpus - 2 * READ_CPUS) / count)), fn_constructor_kwargs=arguments)
+    yield from results.iter_batches(batch_size=RAY_BATCH, batch_format="numpy")
+
+
 class ClassifyActor:
     """One per worker: the classifier and its encoders, loaded once; a batch of file bytes in,
     embeddings, probabilities and decisions out (failures named, never raised)."""
@@ -137,34 +150,24 @@ def classify_on_ray(store: ProjectStore, model: Path | None = None, address: str
     """`tagline classify --ray`: the photos the store says still need a prediction, through
     `workers` actors (default: one per CPU the cluster has); committed as batches arrive."""
     from core.models.embedding import caption_key
-    from core.tagging.classifier import Classifier, classification_captions, inputs_key
+    from core.tagging.classifier import Classifier, classification_captions, records_to_classify
 
     started = time.perf_counter()
     classifier = Classifier(model, top1_fallback=top1_fallback)
     encoders = classifier.encoders(prefer_gpu=prefer_gpu)
     captions = classification_captions(store)
-    images = store.images()
-    current = {r.id: inputs_key(r.digest, captions.get(r.id, (None,))[0]) for r in images}
-    done = {} if redo else store.prediction_inputs(classifier.version)
-    records = [r for r in images if done.get(r.id) != current[r.id]]
-    report = RayClassifyReport(already_done=len(images) - len(records))
+    records, current = records_to_classify(store, classifier, captions, redo)
+    report = RayClassifyReport(already_done=len(current) - len(records))
     labels = classifier.labels
-    store.ensure_labels(labels, [classifier.info.external_ids.get(n) for n in labels])
     yield Progress("classify", 0, len(records), message="starting Ray")
     if not records:
         return report
     by_uri = {photo_uri(store, r, source): r for r in records}
     caption_of = {uri: (captions[r.id][0], captions[r.id][1] == "generated") for uri, r in by_uri.items() if r.id in captions}
     with ray_session(address, workers) as ray:
-        count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        dataset = ray.data.read_binary_files(list(by_uri), include_paths=True, ray_remote_args={"num_cpus": READ_CPUS})
-        cpus = float(ray.available_resources().get("CPU", 1))
-        results = dataset.map_batches(  # actors leave a little CPU to the readers, or both wait for ever
-            ClassifyActor, batch_size=RAY_BATCH, compute=ray.data.ActorPoolStrategy(size=count), batch_format="numpy",
-            num_cpus=max(0.05, min(1.0, (cpus - 2 * READ_CPUS) / count)),
-            fn_constructor_kwargs={"model": str(classifier.folder), "captions": caption_of, "prefer_gpu": prefer_gpu,
-                                   "top1_fallback": top1_fallback})
-        for batch in results.iter_batches(batch_size=RAY_BATCH, batch_format="numpy"):
+        arguments = {"model": str(classifier.folder), "captions": caption_of, "prefer_gpu": prefer_gpu,
+                     "top1_fallback": top1_fallback}
+        for batch in _actor_batches(ray, list(by_uri), ClassifyActor, arguments, workers):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             ok = [i for i, error in enumerate(batch["error"]) if not error]
@@ -252,14 +255,8 @@ def caption_on_ray(store: ProjectStore, model: Path | None = None, address: str 
         return report
     by_uri = {photo_uri(store, r, source): r for r in records}
     with ray_session(address, workers) as ray:
-        count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-        cpus = float(ray.available_resources().get("CPU", 1))
-        dataset = ray.data.read_binary_files(list(by_uri), include_paths=True, ray_remote_args={"num_cpus": READ_CPUS})
-        results = dataset.map_batches(
-            CaptionActor, batch_size=RAY_BATCH, compute=ray.data.ActorPoolStrategy(size=count), batch_format="numpy",
-            num_cpus=max(0.05, min(1.0, (cpus - 2 * READ_CPUS) / count)),
-            fn_constructor_kwargs={"model": str(model) if model else None, "prefer_gpu": prefer_gpu, "style": style})
-        for batch in results.iter_batches(batch_size=RAY_BATCH, batch_format="numpy"):
+        arguments = {"model": str(model) if model else None, "prefer_gpu": prefer_gpu, "style": style}
+        for batch in _actor_batches(ray, list(by_uri), CaptionActor, arguments, workers):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             written = []

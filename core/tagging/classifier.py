@@ -18,7 +18,7 @@ from core.models.embedding import EmbeddedBatch, Encoders, caption_key, iter_emb
 from core.models.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
 from core.models.registry import image_spec, text_spec
 from core.progress import CancelToken, Job, Progress
-from core.store.database import ProjectStore
+from core.store.database import ImageRecord, ProjectStore
 from core.store.decisions import FALLBACK
 
 
@@ -118,6 +118,18 @@ def inputs_key(digest: str | None, caption: str | None) -> str:
     return f"{digest or ''}/{caption_key(caption) if caption else ''}"
 
 
+def records_to_classify(store: ProjectStore, classifier: Classifier, captions: dict[int, tuple[str, str]],
+                        redo: bool = False) -> tuple[list[ImageRecord], dict[int, str]]:
+    """The photos whose picture or caption changed since their last prediction by this model
+    (all with `redo`), and every photo's current inputs key; the vocabulary made sure of."""
+    images = store.images()
+    current = {r.id: inputs_key(r.digest, captions.get(r.id, (None,))[0]) for r in images}
+    done = {} if redo else store.prediction_inputs(classifier.version)
+    labels = classifier.labels
+    store.ensure_labels(labels, [classifier.info.external_ids.get(n) for n in labels])
+    return [r for r in images if done.get(r.id) != current[r.id]], current
+
+
 def classify_project(
     store: ProjectStore,
     classifier: Classifier,
@@ -135,13 +147,9 @@ def classify_project(
     started = time.perf_counter()
     encoders = encoders or classifier.encoders()
     captions = classification_captions(store, use_generated_captions)
-    current = {r.id: inputs_key(r.digest, captions.get(r.id, (None,))[0]) for r in store.images()}
-    done = {} if redo else store.prediction_inputs(classifier.version)
-    records = [r for r in store.images() if done.get(r.id) != current[r.id]]
+    records, current = records_to_classify(store, classifier, captions, redo)
     report = ClassifyReport(already_done=len(current) - len(records))
     total = len(records)
-    labels = classifier.labels
-    store.ensure_labels(labels, [classifier.info.external_ids.get(n) for n in labels])
     yield Progress("classify", 0, total, message="loading models")
     batch: EmbeddedBatch
     for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel, captions):
