@@ -178,15 +178,13 @@ def _session(path: Path, providers: list[str]) -> Any:
         raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
 
 
-class ImageEncoder:
-    """Pixels in, pooled embeddings out (or with `regions`, the feature map's regions), in batches."""
+class _GraphEncoder:
+    """One ONNX graph in a session on the chosen runtime, moved to the CPU when the GPU runs out."""
 
-    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False,
-                 runtime: Runtime | None = None) -> None:
-        self.spec = spec
-        self.path = region_onnx_path(spec) if regions else image_onnx_path(spec)
+    def _open(self, path: Path, runtime: Runtime | None, prefer_gpu: bool) -> None:
+        self.path = path
         self.runtime = runtime or Runtime("onnxruntime")
-        self.session = make_session(self.path, self.runtime, prefer_gpu)
+        self.session = make_session(path, self.runtime, prefer_gpu)
         self.guard = OomGuard(self._to_cpu)
 
     def _to_cpu(self) -> bool:
@@ -195,6 +193,15 @@ class ImageEncoder:
     @property
     def provider(self) -> str:
         return str(self.session.get_providers()[0])
+
+
+class ImageEncoder(_GraphEncoder):
+    """Pixels in, pooled embeddings out (or with `regions`, the feature map's regions), in batches."""
+
+    def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False,
+                 runtime: Runtime | None = None) -> None:
+        self.spec = spec
+        self._open(region_onnx_path(spec) if regions else image_onnx_path(spec), runtime, prefer_gpu)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return preprocess_image(image, self.spec)
@@ -211,7 +218,7 @@ class ImageEncoder:
         return np.asarray(self.session.run(None, {"pixels": pixels})[0])
 
 
-class TextEncoder:
+class TextEncoder(_GraphEncoder):
     """Captions in, L2-normalised sentence embeddings out."""
 
     def __init__(self, spec: TextEncoderSpec, prefer_gpu: bool = True, runtime: Runtime | None = None) -> None:
@@ -221,17 +228,7 @@ class TextEncoder:
         self.tokenizer = Tokenizer.from_file(str(spec.model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(spec.max_tokens)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self.path = text_onnx_path(spec)
-        self.runtime = runtime or Runtime("onnxruntime")
-        self.session = make_session(self.path, self.runtime, prefer_gpu)
-        self.guard = OomGuard(self._to_cpu)
-
-    def _to_cpu(self) -> bool:
-        return _move_to_cpu(self)
-
-    @property
-    def provider(self) -> str:
-        return str(self.session.get_providers()[0])
+        self._open(text_onnx_path(spec), runtime, prefer_gpu)
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         encodings = self.tokenizer.encode_batch(texts)
@@ -250,7 +247,7 @@ class TextEncoder:
         return np.asarray(out, dtype=np.float32)
 
 
-def _move_to_cpu(encoder: ImageEncoder | TextEncoder) -> bool:
+def _move_to_cpu(encoder: _GraphEncoder) -> bool:
     """Rebuild the encoder's session on the CPU after the GPU ran out of memory (reported in
     the status bar like any other reason the GPU is not used). False if it is on the CPU."""
     if "CUDA" not in encoder.provider:
