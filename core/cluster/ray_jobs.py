@@ -15,13 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import TaglineError
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ImageRecord, ProjectStore
+
+if TYPE_CHECKING:
+    from core.tagging.classifier import Classifier
 
 RAY_BATCH = 32
 READ_CPUS = 0.1  # Ray's logical CPUs per file-reading task (reading waits on the disk, not the CPU)
@@ -143,17 +146,17 @@ def photo_uri(store: ProjectStore, record: ImageRecord, base: str | None) -> str
     return str(store.image_path(record).resolve())
 
 
-def classify_on_ray(store: ProjectStore, model: Path | None = None, address: str | None = None,
+def classify_on_ray(store: ProjectStore, classifier: Classifier | None = None, address: str | None = None,
                     workers: int | None = None, source: str | None = None, redo: bool = False,
-                    prefer_gpu: bool = True, cancel: CancelToken | None = None,
-                    top1_fallback: bool | None = None) -> Job[RayClassifyReport]:
+                    prefer_gpu: bool = True, cancel: CancelToken | None = None) -> Job[RayClassifyReport]:
     """`tagline classify --ray`: the photos the store says still need a prediction, through
-    `workers` actors (default: one per CPU the cluster has); committed as batches arrive."""
+    `workers` actors (default: one per CPU the cluster has) that load `classifier`'s folder
+    (the bundled model when None) with its fallback setting; committed as batches arrive."""
     from core.models.embedding import caption_key
     from core.tagging.classifier import Classifier, classification_captions, records_to_classify
 
     started = time.perf_counter()
-    classifier = Classifier(model, top1_fallback=top1_fallback)
+    classifier = classifier or Classifier()
     encoders = classifier.encoders(prefer_gpu=prefer_gpu)
     captions = classification_captions(store)
     records, current = records_to_classify(store, classifier, captions, redo)
@@ -166,7 +169,7 @@ def classify_on_ray(store: ProjectStore, model: Path | None = None, address: str
     caption_of = {uri: (captions[r.id][0], captions[r.id][1] == "generated") for uri, r in by_uri.items() if r.id in captions}
     with ray_session(address, workers) as ray:
         arguments = {"model": str(classifier.folder), "captions": caption_of, "prefer_gpu": prefer_gpu,
-                     "top1_fallback": top1_fallback}
+                     "top1_fallback": classifier.info.top1_fallback}
         for batch in _actor_batches(ray, list(by_uri), ClassifyActor, arguments, workers):
             if cancel is not None:
                 cancel.raise_if_cancelled()

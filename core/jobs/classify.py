@@ -69,9 +69,8 @@ def classify_job(store: ProjectStore, request: ClassifyRequest, cancel: CancelTo
     if request.ray is not None:
         from core.cluster.ray_jobs import classify_on_ray
 
-        report = yield from classify_on_ray(store, classifier.folder, request.ray or None, request.ray_workers,
-                                            request.source, request.redo, request.prefer_gpu, cancel,
-                                            request.top1_fallback)
+        report = yield from classify_on_ray(store, classifier, request.ray or None, request.ray_workers,
+                                            request.source, request.redo, request.prefer_gpu, cancel)
     else:
         report = yield from classify_project(store, classifier, encoders, request.batch_size, request.redo, cancel,
                                              use_generated_captions=request.use_generated_captions or request.caption_missing)
