@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import load_comp_embeddings
+from bench.common import label_names_embedded, load_comp_embeddings
 from core.learn.ladder import train_small
 from core.learn.metrics import decide, samples_f1
 from core.learn.training import TrainingData, predict_heads
@@ -53,14 +53,22 @@ def label_set(data: TrainingData, name: str) -> tuple[TrainingData, np.ndarray]:
     if name == "a":
         columns = [[data.labels.index(label) for label in group] for group in GROUPS.values()]
         targets = np.stack([data.targets[:, c].any(axis=1) for c in columns], axis=1)
-        return replace(data, targets=targets, labels=list(GROUPS)), np.arange(len(targets))
+        return replace(data, targets=targets, labels=list(GROUPS), label_text=names(list(GROUPS))), np.arange(len(targets))
     if name == "b":
         captions = [(c or "").lower() for c in data.captions]
         targets = np.array([[bool(re.search(p, c)) for p in SCENES.values()] for c in captions])
         rows = np.flatnonzero(targets.any(axis=1))
         hidden = replace(data, text=np.zeros_like(data.text), has_caption=np.zeros_like(data.has_caption))
-        return replace(hidden, targets=targets, labels=list(SCENES)), rows
-    return data, np.arange(len(data.targets))
+        return replace(hidden, targets=targets, labels=list(SCENES), label_text=names(list(SCENES))), rows
+    return replace(data, label_text=names(data.labels)), np.arange(len(data.targets))
+
+
+def names(labels: list[str]) -> np.ndarray | None:
+    """The label names embedded (None with --no-names: the rung without the name prior)."""
+    return None if NO_NAMES else label_names_embedded(labels)
+
+
+NO_NAMES = False
 
 
 def default_model_logits(data: TrainingData) -> np.ndarray:
@@ -156,7 +164,13 @@ def main() -> None:
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--active", action="store_true", help="compare ways of choosing what to label next")
+    parser.add_argument("--score-on", choices=("holdout", "validation"), default="holdout",
+                        help="validation: draw from the training part, score on the validation part (for choosing "
+                             "changes without reading the held-out part)")
+    parser.add_argument("--no-names", action="store_true", help="train without the label-name prior")
     args = parser.parse_args()
+    global NO_NAMES
+    NO_NAMES = args.no_names
     data, part = load_comp_embeddings()
     if args.active:
         found: list[dict[str, object]] = []
@@ -170,8 +184,8 @@ def main() -> None:
     results: list[dict[str, object]] = []
     for name in args.sets.split(","):
         subset, rows = label_set(data, name)
-        test = rows[part[rows] == "holdout"]
-        pool = rows[part[rows] != "holdout"]
+        test = rows[part[rows] == args.score_on]
+        pool = rows[part[rows] == "train"] if args.score_on == "validation" else rows[part[rows] != "holdout"]
         variants = {"ours": subset}
         if args.knowledge:
             variants["ours+knowledge"] = replace(subset, image=np.concatenate([subset.image, default_model_logits(subset)], 1))

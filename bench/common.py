@@ -47,6 +47,13 @@ def holdout_folder(target: Path, limit: int | None = None, part: str = "holdout"
     return target, truth
 
 
+def label_names_embedded(names: list[str]) -> np.ndarray:
+    """The label names through the default caption encoder, as `tagline train` embeds them."""
+    from core.tagging.learning import embed_label_names
+
+    return embed_label_names(Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6")), names)
+
+
 def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
     """The cached comp5329 embeddings (from the project store a `tagline train` on comp5329 filled)
     and each row's part of the split; kept in a temporary .npz between runs."""

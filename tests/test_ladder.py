@@ -3,6 +3,7 @@ choices, and `tagline train` on 100 real confirmed photos (the case the fixed sp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,49 @@ def test_a_blend_of_rungs_saves_and_loads_with_its_weights(tmp_path: Path) -> No
     loaded = Classifier(tmp_path)
     expected = predict_heads(heads, data.image, data.text, data.has_caption)
     assert np.allclose(loaded.predict(data.image, data.text, data.has_caption), expected, atol=1e-6)
+
+
+CAPTIONS = {  # label -> captions a person might have written; the first two train, the rest are new
+    "dog": ["A brown dog runs across the grass.", "Two dogs play with a ball in the yard.",
+            "A puppy sleeps on the couch.", "A dog catches a frisbee in the park."],
+    "cat": ["A cat lies on a sunny windowsill.", "A kitten plays with a ball of yarn.",
+            "A grey cat sits on top of a car.", "A cat curled up asleep on a bed."],
+    "bicycle": ["A man rides his bicycle down the street.", "A bike is chained to a fence.",
+                "A row of bicycles parked by the station.", "A woman cycling along a river path."],
+}
+
+
+def test_a_caption_that_names_a_label_counts_from_the_first_photos(tmp_path: Path) -> None:
+    """With two photos per label, the linear rung learns one shared scale for how close a caption
+    is to each label's name (real MiniLM embeddings): captions it never saw that name a label, or
+    say it in other words (bike, kitten, cycling), are labelled better than without the names, and
+    a saved model keeps the names."""
+    from core.learn.ladder import fit_linear
+    from core.models.embedding import Encoders
+    from core.models.model_files import ClassifierInfo, save_classifier
+    from core.models.registry import image_spec, text_spec
+    from core.tagging.learning import embed_label_names, ensemble_tensors
+
+    encoders = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
+    labels = list(CAPTIONS)
+    captions = [c for label in labels for c in CAPTIONS[label]]
+    targets = np.array([[label == name for name in labels] for label in labels for _ in CAPTIONS[label]])
+    text = encoders.text.encode(captions)
+    image = np.random.default_rng(0).normal(size=(len(captions), 16)).astype(np.float32)  # photos say nothing here
+    data = TrainingData(image, text, np.ones(len(captions), np.float32), targets, labels, captions,
+                        label_text=embed_label_names(encoders, labels))
+    train = np.array([i for i in range(len(captions)) if i % 4 < 2])
+    new = np.setdiff1d(np.arange(len(captions)), train)
+    named = fit_linear(data, train, l2=1e-2)
+    plain = fit_linear(replace(data, label_text=None), train, l2=1e-2)
+    assert float(named.name_scale.detach()) > 1.0  # the names were found to help on the training photos
+    p_named, p_plain = (predict_heads([h], image[new], text[new], data.has_caption[new]) for h in (named, plain))
+    right = targets[new]
+    assert (p_named.argmax(axis=1) == right.argmax(axis=1)).all()
+    assert p_named[right].mean() - p_named[~right].mean() > p_plain[right].mean() - p_plain[~right].mean()
+    info = ClassifierInfo(version="test-names", labels=labels, thresholds=[0.5] * 3, global_threshold=0.5,
+                          threshold_mode="global", top1_fallback=True, image_encoder="efficientnet_lite0",
+                          text_encoder="minilm_l6", image_key="i", text_key="t", head=named.config.as_dict(),
+                          ensemble=1, members=ensemble_tensors([named])[1])
+    save_classifier(tmp_path, info, ensemble_tensors([named])[0])
+    assert np.allclose(Classifier(tmp_path).predict(image[new], text[new], data.has_caption[new]), p_named, atol=1e-6)

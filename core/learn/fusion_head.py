@@ -28,6 +28,7 @@ class HeadConfig:
     second_dropout: float | None = None  # dropout before the last layer; None: half of `dropout`
     standardise_text: bool = False  # standardise the sentence embedding as the image side is
     kind: str = "mlp"  # or "linear": one layer over the standardised inputs (the rung for few labels)
+    name_prior: bool = False  # linear: add how close each caption is to each label's name (one learnt scale)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +124,12 @@ def create_head(config: HeadConfig) -> Any:
 def create_linear_head(config: HeadConfig) -> Any:
     """A logistic regression over [standardised photo, standardised caption x flag, flag]: the
     same inputs and call as the fused head, so every caller (training, Classifier) treats both
-    alike. Its weights are fitted by L-BFGS (`core.learn.ladder`), not by the epoch loop."""
+    alike. Its weights are fitted by L-BFGS (`core.learn.ladder`), not by the epoch loop.
+
+    With `name_prior`, each label's logit also gets `name_scale` times the cosine between the
+    caption's sentence embedding and the embedding of the label's name (`label_text`, set when
+    trained). One scale shared by every label: a label seen on two photos still gains from a
+    caption that names it, which its own weights cannot learn from so few."""
     import torch
     from torch import nn
 
@@ -136,6 +142,9 @@ def create_linear_head(config: HeadConfig) -> Any:
             self.register_buffer("text_mean", torch.zeros(config.text_dim))
             self.register_buffer("text_std", torch.ones(config.text_dim))
             self.linear = nn.Linear(config.image_dim + config.text_dim + 1, config.num_labels)
+            if config.name_prior:
+                self.register_buffer("label_text", torch.zeros(config.num_labels, config.text_dim - config.words_dim))
+                self.name_scale = nn.Parameter(torch.zeros(()))
 
         def features(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
             flag = has_caption.unsqueeze(1)
@@ -143,8 +152,16 @@ def create_linear_head(config: HeadConfig) -> Any:
             text = (text - self.get_buffer("text_mean")) / self.get_buffer("text_std") * flag
             return torch.cat([image, text, flag], dim=1)
 
+        def name_closeness(self, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
+            """(photos, labels) cosine of caption and label name; 0 without a caption."""
+            names = self.get_buffer("label_text")
+            return (text[:, : names.shape[1]] @ names.T) * has_caption.unsqueeze(1)
+
         def forward(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor,
                     words: torch.Tensor | None = None) -> torch.Tensor:
-            return self.linear(self.features(image, text, has_caption))
+            logits = self.linear(self.features(image, text, has_caption))
+            if config.name_prior:
+                logits = logits + self.name_scale * self.name_closeness(text, has_caption)
+            return logits
 
     return LinearHead()

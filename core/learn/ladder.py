@@ -22,6 +22,7 @@ from core.learn.training import TrainConfig, TrainedHead, TrainingData, input_st
 from core.progress import CancelToken, Job, Progress
 
 CV_LIMIT = 3000  # below this many labelled photos, cross-validate on all of them
+BLEND_BELOW = 100  # below this many photos the blend is kept whatever the folds say (choosing between rungs is noise there)
 RARE = 3  # a label with fewer positives than this is reported as too rare to learn reliably
 
 
@@ -87,7 +88,9 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
 
     image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
                             for a in (data.image, data.text, data.has_caption, data.targets))
-    head = create_linear_head(HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear"))
+    named = data.label_text is not None
+    head = create_linear_head(HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear",
+                                         words_dim=data.words_dim, name_prior=named))
     with torch.no_grad():
         if start is not None:
             head.load_state_dict(start.state_dict())
@@ -95,14 +98,20 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
             for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
                                      input_statistics(image, text, flag, text.shape[1])):
                 buffer.copy_(value)
+            if named:
+                head.label_text.copy_(torch.from_numpy(np.asarray(data.label_text, np.float32)))
         features = head.features(image, text, flag)
+        closeness = head.name_closeness(text, flag) if named else None
     loss_fn = make_loss("weighted_bce", data.targets[idx])
-    optimizer = torch.optim.LBFGS(head.linear.parameters(), lr=1, max_iter=max_iter, history_size=10,
+    optimizer = torch.optim.LBFGS(list(head.parameters()), lr=1, max_iter=max_iter, history_size=10,
                                   line_search_fn="strong_wolfe", tolerance_change=1e-7)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = loss_fn(head.linear(features), y) + l2 * head.linear.weight.pow(2).sum() / 2
+        logits = head.linear(features)
+        if closeness is not None:
+            logits = logits + head.name_scale * closeness
+        loss = loss_fn(logits, y) + l2 * head.linear.weight.pow(2).sum() / 2
         loss.backward()
         return loss
 
@@ -191,6 +200,8 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
         linear, mlp = found["linear"], found["mlp"]
         consider(Rung(f"blend of {linear[1].name} and mlp", "blend", parts=(linear[1], mlp[1])), (linear[4] + mlp[4]) / 2)
     best = max(found.values(), key=lambda candidate: candidate[0])
+    if n < BLEND_BELOW and "blend" in found:
+        best = found["blend"]
     score, rung, threshold, fallback, probs = best
     per_fold = [samples_f1(truth[folds == f], decide(probs[folds == f], threshold, fallback)) for f in range(k)]
     counts = data.targets.sum(axis=0)

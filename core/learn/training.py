@@ -22,6 +22,7 @@ class TrainingData:
     labels: list[str]
     captions: list[str | None] = field(default_factory=list)  # raw text, for caption words
     words_dim: int = 0  # the last `words_dim` columns of `text` are a binary bag of caption words
+    label_text: np.ndarray | None = None  # (labels, sentence dim): each label's name through the caption encoder
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ class LearnResult:
     failures: list[tuple[str, str]]
 
 
+def embed_label_names(encoders: Encoders, names: list[str]) -> np.ndarray:
+    """Each label's name as the caption encoder reads it ('traffic_light' as 'traffic light'):
+    the linear rung compares captions with these, so a caption that names a label counts."""
+    return np.asarray(encoders.text.encode([n.replace("_", " ").replace("-", " ") for n in names]), np.float32)
+
+
 def collect_training_data(
     store: ProjectStore, encoders: Encoders, labels: list[str] | None = None,
     batch_size: int = 64, cancel: CancelToken | None = None,
@@ -79,7 +85,7 @@ def collect_training_data(
     data = TrainingData(
         image=np.stack([p[1] for p in parts]), text=np.stack([p[2] for p in parts]),
         has_caption=np.array([p[3] for p in parts], np.float32), targets=targets, labels=names,
-        captions=data_captions,
+        captions=data_captions, label_text=embed_label_names(encoders, names),
     )
     return data, [relpaths[p[0]] for p in parts]
 
