@@ -41,13 +41,16 @@ def test_folds_spread_every_label_with_enough_photos_over_all_folds() -> None:
     assert np.bincount(folds).max() - np.bincount(folds).min() <= 1
 
 
-def test_linear_rung_matches_scikit_learn_logistic_regression() -> None:
+@pytest.mark.parametrize("n, columns", [(200, 12), (60, 150)])  # more photos than inputs; fewer (fitted in their span)
+def test_linear_rung_matches_scikit_learn_logistic_regression(n: int, columns: int) -> None:
     """The L-BFGS fit is the textbook penalised logistic regression: the same objective given to
     scikit-learn (C = 1 / (n * l2), positives weighted alike) gives the same probabilities."""
     from sklearn.linear_model import LogisticRegression
 
-    data = separable(200, seed=1, rare=30)
-    idx = np.arange(200)
+    data = separable(n, seed=1, rare=n // 6)
+    data = replace(data, image=np.concatenate(
+        [data.image, np.random.default_rng(2).normal(size=(n, columns - 12)).astype(np.float32)], axis=1))
+    idx = np.arange(n)
     l2 = 1e-2
     head = fit_linear(data, idx, l2, max_iter=500)
     ours = predict_heads([head], data.image, data.text, data.has_caption)
@@ -57,8 +60,8 @@ def test_linear_rung_matches_scikit_learn_logistic_regression() -> None:
         features = head.features(*(torch.from_numpy(a) for a in (data.image, data.text, data.has_caption))).numpy()
     for j in range(3):
         positives = data.targets[:, j].sum()
-        weight = float(np.clip(np.sqrt((200 - positives) / positives), 1, 20))
-        reference = LogisticRegression(C=1 / (200 * l2 * len(data.labels)), class_weight={1: weight, 0: 1.0},
+        weight = float(np.clip(np.sqrt((n - positives) / positives), 1, 20))
+        reference = LogisticRegression(C=1 / (n * l2 * len(data.labels)), class_weight={1: weight, 0: 1.0},
                                        tol=1e-8, max_iter=5000).fit(features, data.targets[:, j])
         assert np.abs(reference.predict_proba(features)[:, 1] - ours[:, j]).max() < 2e-3
 

@@ -83,7 +83,12 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
     """A logistic regression per label over the standardised inputs, by full-batch L-BFGS
     (positives weighted as the MLP's loss weighs them). `start`, a head fitted on the same rows
     at another strength, is where the search begins: along a path of strengths each fit then
-    needs a fraction of the iterations."""
+    needs a fraction of the iterations.
+
+    With fewer photos than inputs (a person's first few hundred photos against 3,329 columns) the
+    weights are searched in the photos' span through the thin SVD of the inputs: the same
+    penalised objective (an L2-penalised linear model's optimum lies in that span) and the same
+    conditioning, with n x n arithmetic instead of n x 3,329."""
     import torch
 
     image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
@@ -102,20 +107,33 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
                 head.label_text.copy_(torch.from_numpy(np.asarray(data.label_text, np.float32)))
         features = head.features(image, text, flag)
         closeness = head.name_closeness(text, flag) if named else None
+    weight = head.linear.weight
+    reduced = len(idx) < features.shape[1]
+    if reduced:  # features = U S V^T; the weights W = B V^T, so |W| = |B| and X W^T = (U S) B^T
+        u, singular, vt = torch.linalg.svd(features, full_matrices=False)
+        features = u * singular
+        coef = torch.nn.Parameter(weight.detach() @ vt.T)  # a start fitted on these rows lies in their span
+        parameters = [coef, head.linear.bias, *([head.name_scale] if named else [])]
+    else:
+        coef = weight
+        parameters = list(head.parameters())
     loss_fn = make_loss("weighted_bce", data.targets[idx])
-    optimizer = torch.optim.LBFGS(list(head.parameters()), lr=1, max_iter=max_iter, history_size=10,
+    optimizer = torch.optim.LBFGS(parameters, lr=1, max_iter=max_iter, history_size=10,
                                   line_search_fn="strong_wolfe", tolerance_change=1e-7)
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        logits = head.linear(features)
+        logits = features @ coef.T + head.linear.bias
         if closeness is not None:
             logits = logits + head.name_scale * closeness
-        loss = loss_fn(logits, y) + l2 * head.linear.weight.pow(2).sum() / 2
+        loss = loss_fn(logits, y) + l2 * coef.pow(2).sum() / 2
         loss.backward()
         return loss
 
     optimizer.step(closure)
+    if reduced:
+        with torch.no_grad():
+            weight.copy_(coef @ vt)
     return head.eval()
 
 
