@@ -172,3 +172,29 @@ def test_a_hostile_or_broken_model_json_is_refused_with_a_message(tmp_path: Path
             Classifier(folder).encoders()
         assert main(["-q", "info", "--model", str(folder)]) == 2 or name in ("download", "escape")
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_label_names_are_embedded_beside_captions_only(sample_folder: Path) -> None:
+    """Training data carries each label's name through the caption encoder when some photo has a
+    caption; a project of photos alone never loads the caption encoder for the names (it may be
+    missing there, and the names would change nothing)."""
+    from core.models.embedding import Encoders
+    from core.models.registry import image_spec, text_spec
+    from core.tagging.learning import collect_training_data
+
+    store, _, _ = tiny_finetune_project(sample_folder)
+    encoders = Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
+    data, _ = run_to_end(collect_training_data(store, encoders, ["person", "cat"]))
+    assert data.has_caption.any() and data.label_text is not None and data.label_text.shape == (2, 384)
+    assert np.allclose(data.label_text[1], encoders.text.encode(["cat"])[0], atol=1e-5)
+
+    class NoCaptionEncoder(Encoders):
+        @property
+        def text(self):  # type: ignore[override]
+            raise ModelError("MiniLM caption encoder is missing")
+
+    for image_id in store.image_ids_by_relpath().values():
+        store.delete_caption(image_id)
+    bare = NoCaptionEncoder(image_spec("efficientnet_lite0"), text_spec("minilm_l6"), prefer_gpu=False)
+    data, _ = run_to_end(collect_training_data(store, bare, ["person", "cat"]))
+    assert not data.has_caption.any() and data.label_text is None

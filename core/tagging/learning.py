@@ -82,10 +82,12 @@ def collect_training_data(
     relpaths = {r.id: r.relpath for r in records}
     data_captions = [captions[p[0]][0] if p[0] in captions else None for p in parts]
     targets = np.array([[confirmed[i].get(n, False) for n in names] for i, *_ in parts], dtype=bool)
+    has_caption = np.array([p[3] for p in parts], np.float32)
     data = TrainingData(
         image=np.stack([p[1] for p in parts]), text=np.stack([p[2] for p in parts]),
-        has_caption=np.array([p[3] for p in parts], np.float32), targets=targets, labels=names,
-        captions=data_captions, label_text=embed_label_names(encoders, names),
+        has_caption=has_caption, targets=targets, labels=names, captions=data_captions,
+        # names only matter beside captions; photos alone never load the caption encoder for them
+        label_text=embed_label_names(encoders, names) if has_caption.any() else None,
     )
     return data, [relpaths[p[0]] for p in parts]
 
