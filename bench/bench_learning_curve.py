@@ -48,27 +48,22 @@ SCENES = {  # our own six (the issue's were snow, water, food, indoor, street, s
 }
 
 
-def label_set(data: TrainingData, name: str) -> tuple[TrainingData, np.ndarray]:
-    """The label set's data and the rows it uses (set b: photos with a scene label, no captions)."""
+def label_set(data: TrainingData, name: str, names: bool = True) -> tuple[TrainingData, np.ndarray]:
+    """The label set's data and the rows it uses (set b: photos with a scene label, no captions).
+    With `names`, the label names embedded as `tagline train` gives them (beside captions only)."""
     if name == "a":
         columns = [[data.labels.index(label) for label in group] for group in GROUPS.values()]
         targets = np.stack([data.targets[:, c].any(axis=1) for c in columns], axis=1)
-        return replace(data, targets=targets, labels=list(GROUPS), label_text=names(list(GROUPS))), np.arange(len(targets))
+        labels = list(GROUPS)
+        return replace(data, targets=targets, labels=labels,
+                       label_text=label_names_embedded(labels) if names else None), np.arange(len(targets))
     if name == "b":
         captions = [(c or "").lower() for c in data.captions]
         targets = np.array([[bool(re.search(p, c)) for p in SCENES.values()] for c in captions])
         rows = np.flatnonzero(targets.any(axis=1))
         hidden = replace(data, text=np.zeros_like(data.text), has_caption=np.zeros_like(data.has_caption))
-        return replace(hidden, targets=targets, labels=list(SCENES), label_text=names(list(SCENES))), rows
-    return replace(data, label_text=names(data.labels)), np.arange(len(data.targets))
-
-
-def names(labels: list[str]) -> np.ndarray | None:
-    """The label names embedded (None with --no-names: the rung without the name prior)."""
-    return None if NO_NAMES else label_names_embedded(labels)
-
-
-NO_NAMES = False
+        return replace(hidden, targets=targets, labels=list(SCENES)), rows
+    return replace(data, label_text=label_names_embedded(data.labels) if names else None), np.arange(len(data.targets))
 
 
 def default_model_logits(data: TrainingData) -> np.ndarray:
@@ -169,13 +164,11 @@ def main() -> None:
                              "changes without reading the held-out part)")
     parser.add_argument("--no-names", action="store_true", help="train without the label-name prior")
     args = parser.parse_args()
-    global NO_NAMES
-    NO_NAMES = args.no_names
     data, part = load_comp_embeddings()
     if args.active:
         found: list[dict[str, object]] = []
         for name in args.sets.split(","):
-            subset, rows = label_set(data, name)
+            subset, rows = label_set(data, name, not args.no_names)
             found += active(subset, name, rows[part[rows] != "holdout"], rows[part[rows] == "holdout"], args.draws)
         print(summarise_active(found))
         if args.json:
@@ -183,7 +176,7 @@ def main() -> None:
         return
     results: list[dict[str, object]] = []
     for name in args.sets.split(","):
-        subset, rows = label_set(data, name)
+        subset, rows = label_set(data, name, not args.no_names)
         test = rows[part[rows] == args.score_on]
         pool = rows[part[rows] == "train"] if args.score_on == "validation" else rows[part[rows] != "holdout"]
         variants = {"ours": subset}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from pathlib import Path
 
@@ -47,11 +48,17 @@ def holdout_folder(target: Path, limit: int | None = None, part: str = "holdout"
     return target, truth
 
 
+@functools.cache
+def default_encoders() -> Encoders:
+    """One pair of default encoders per run (each label set embeds its names with it)."""
+    return Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))
+
+
 def label_names_embedded(names: list[str]) -> np.ndarray:
     """The label names through the default caption encoder, as `tagline train` embeds them."""
     from core.tagging.learning import embed_label_names
 
-    return embed_label_names(Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6")), names)
+    return embed_label_names(default_encoders(), names)
 
 
 def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
@@ -62,7 +69,7 @@ def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
         data = TrainingData(z["image"], z["text"], z["has_caption"], z["targets"], list(z["labels"]), list(z["captions"]))
         return data, z["part"]
     store = ProjectStore(COMP / "images")
-    data, relpaths = run_to_end(collect_training_data(store, Encoders(image_spec("efficientnet_lite0"), text_spec("minilm_l6"))))
+    data, relpaths = run_to_end(collect_training_data(store, default_encoders()))
     part = np.array([SplitRule().part(p) for p in relpaths])
     np.savez(CACHE, image=data.image, text=data.text, has_caption=data.has_caption, targets=data.targets,
              labels=np.array(data.labels), captions=np.array(data.captions, dtype=object), part=part)

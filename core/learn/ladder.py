@@ -113,11 +113,10 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
         u, singular, vt = torch.linalg.svd(features, full_matrices=False)
         features = u * singular
         coef = torch.nn.Parameter(weight.detach() @ vt.T)  # a start fitted on these rows lies in their span
-        parameters = [coef, head.linear.bias, *([head.name_scale] if named else [])]
     else:
         coef = weight
-        parameters = list(head.parameters())
     loss_fn = make_loss("weighted_bce", data.targets[idx])
+    parameters = [coef, head.linear.bias, *([head.name_scale] if named else [])]
     optimizer = torch.optim.LBFGS(parameters, lr=1, max_iter=max_iter, history_size=10,
                                   line_search_fn="strong_wolfe", tolerance_change=1e-7)
 
