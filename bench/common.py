@@ -72,5 +72,15 @@ def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
     data, relpaths = run_to_end(collect_training_data(store, default_encoders()))
     part = np.array([SplitRule().part(p) for p in relpaths])
     np.savez(CACHE, image=data.image, text=data.text, has_caption=data.has_caption, targets=data.targets,
-             labels=np.array(data.labels), captions=np.array(data.captions, dtype=object), part=part)
+             labels=np.array(data.labels), captions=np.array(data.captions, dtype=object), part=part,
+             relpaths=np.array(relpaths))
     return data, part
+
+
+def comp_relpaths() -> list[str]:
+    """The photo of each row of `load_comp_embeddings` (relative to comp5329/images)."""
+    load_comp_embeddings()
+    z = np.load(CACHE, allow_pickle=True)
+    if "relpaths" not in z:
+        raise SystemExit(f"{CACHE} predates its photo names: delete it and run again")
+    return [str(p) for p in z["relpaths"]]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import TaglineError
+from core.learn.batched import can_batch, train_members
 from core.learn.fusion_head import HeadConfig, create_linear_head
 from core.learn.metrics import best_global_threshold, decide, evaluate, samples_f1
 from core.learn.training import TrainConfig, TrainedHead, TrainingData, input_statistics, make_loss, predict_heads, train_head
@@ -79,11 +80,18 @@ def assign_folds(targets: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return folds
 
 
-def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 100, start: Any = None) -> Any:
-    """A logistic regression per label over the standardised inputs, by full-batch L-BFGS
-    (positives weighted as the MLP's loss weighs them). `start`, a head fitted on the same rows
-    at another strength, is where the search begins: along a path of strengths each fit then
-    needs a fraction of the iterations.
+def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 100) -> Any:
+    """A logistic regression per label over the standardised inputs (see `fit_linear_path`)."""
+    return fit_linear_path(data, idx, [l2], max_iter)[0]
+
+
+def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float], max_iter: int = 100,
+                    later_iter: int = 40) -> list[Any]:
+    """Logistic regressions per label over the standardised inputs of the rows `idx`, one head per
+    L2 strength (penalty on the squared weights, per photo), by full-batch L-BFGS (positives
+    weighted as the MLP's loss weighs them). Along the strengths, in the order given (strongest
+    first is best), each fit starts where the previous one ended, so it needs a fraction of the
+    iterations, and the inputs' statistics and decomposition are computed once for them all.
 
     With fewer photos than inputs (a person's first few hundred photos against 3,329 columns) the
     weights are searched in the photos' span through the thin SVD of the inputs: the same
@@ -94,46 +102,53 @@ def fit_linear(data: TrainingData, idx: np.ndarray, l2: float, max_iter: int = 1
     image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
                             for a in (data.image, data.text, data.has_caption, data.targets))
     named = data.label_text is not None
-    head = create_linear_head(HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear",
-                                         words_dim=data.words_dim, name_prior=named))
+    config = HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear",
+                        words_dim=data.words_dim, name_prior=named)
+    head = create_linear_head(config)
     with torch.no_grad():
-        if start is not None:
-            head.load_state_dict(start.state_dict())
-        else:
-            for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
-                                     input_statistics(image, text, flag, text.shape[1])):
-                buffer.copy_(value)
-            if named:
-                head.label_text.copy_(torch.from_numpy(np.asarray(data.label_text, np.float32)))
+        for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
+                                 input_statistics(image, text, flag, text.shape[1])):
+            buffer.copy_(value)
+        if named:
+            head.label_text.copy_(torch.from_numpy(np.asarray(data.label_text, np.float32)))
         features = head.features(image, text, flag)
         closeness = head.name_closeness(text, flag) if named else None
-    weight = head.linear.weight
     reduced = len(idx) < features.shape[1]
+    vt = None
     if reduced:  # features = U S V^T; the weights W = B V^T, so |W| = |B| and X W^T = (U S) B^T
         u, singular, vt = torch.linalg.svd(features, full_matrices=False)
         features = u * singular
-        coef = torch.nn.Parameter(weight.detach() @ vt.T)  # a start fitted on these rows lies in their span
-    else:
-        coef = weight
-    loss_fn = make_loss("weighted_bce", data.targets[idx])
+    coef = torch.nn.Parameter(torch.zeros(len(data.labels), features.shape[1]))
     parameters = [coef, head.linear.bias, *([head.name_scale] if named else [])]
-    optimizer = torch.optim.LBFGS(parameters, lr=1, max_iter=max_iter, history_size=10,
-                                  line_search_fn="strong_wolfe", tolerance_change=1e-7)
+    with torch.no_grad():
+        if vt is not None:
+            coef.copy_(head.linear.weight @ vt.T)  # the default start, moved into the photos' span
+        else:
+            coef.copy_(head.linear.weight)
+    loss_fn = make_loss("weighted_bce", data.targets[idx])
+    strength = [0.0]
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
+        for parameter in parameters:
+            parameter.grad = None
         logits = features @ coef.T + head.linear.bias
         if closeness is not None:
             logits = logits + head.name_scale * closeness
-        loss = loss_fn(logits, y) + l2 * coef.pow(2).sum() / 2
+        loss = loss_fn(logits, y) + strength[0] * coef.pow(2).sum() / 2
         loss.backward()
         return loss
 
-    optimizer.step(closure)
-    if reduced:
+    heads: list[Any] = []
+    for number, l2 in enumerate(strengths):
+        strength[0] = l2
+        torch.optim.LBFGS(parameters, lr=1, max_iter=max_iter if number == 0 else later_iter, history_size=10,
+                          line_search_fn="strong_wolfe", tolerance_change=1e-7).step(closure)
+        fitted = create_linear_head(config)
+        fitted.load_state_dict(head.state_dict())
         with torch.no_grad():
-            weight.copy_(coef @ vt)
-    return head.eval()
+            fitted.linear.weight.copy_(coef @ vt if vt is not None else coef)
+        heads.append(fitted.eval())
+    return heads
 
 
 def fit_rung(data: TrainingData, idx: np.ndarray, rung: Rung, ensemble: int = 1,
@@ -153,6 +168,9 @@ def fit_rung(data: TrainingData, idx: np.ndarray, rung: Rung, ensemble: int = 1,
         yield Progress("train", 0, 1, message=f"fitting {rung.name}")
         return [fit_linear(data, idx, rung.l2)]
     assert rung.config is not None
+    if can_batch(data, rung.config):  # the ensemble's members trained together
+        seeds = [rung.config.seed + member for member in range(ensemble)]
+        return (yield from train_members(data, [idx] * ensemble, rung.config, seeds, cancel))
     trained = yield from train_head(data, idx, np.zeros(0, np.int64), replace(rung.config, ensemble=ensemble), cancel)
     return trained.heads
 
@@ -168,16 +186,23 @@ def _oof_linear_path(data: TrainingData, folds: np.ndarray, rungs: list[Rung],
             cancel.raise_if_cancelled()
         yield Progress("cross-validate", fold, int(folds.max()) + 1, message=f"linear rungs, fold {fold + 1}")
         train, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        head = None
-        for rung in ordered:
-            head = fit_linear(data, train, rung.l2, max_iter=100 if head is None else 40, start=head)
+        heads = fit_linear_path(data, train, [rung.l2 for rung in ordered])
+        for rung, head in zip(ordered, heads):
             probs[rung.name][held] = predict_heads([head], data.image[held], data.text[held], data.has_caption[held])
     return probs
 
 
 def _oof(data: TrainingData, folds: np.ndarray, rung: Rung, cancel: CancelToken | None) -> Job[np.ndarray]:
     probs = np.zeros(data.targets.shape, np.float32)
-    for fold in range(int(folds.max()) + 1):
+    k = int(folds.max()) + 1
+    if rung.kind == "mlp" and rung.config is not None and can_batch(data, rung.config):  # every fold's model at once
+        rows = [np.flatnonzero(folds != fold) for fold in range(k)]
+        heads = yield from train_members(data, rows, rung.config, [rung.config.seed] * k, cancel)
+        for fold, head in enumerate(heads):
+            held = np.flatnonzero(folds == fold)
+            probs[held] = predict_heads([head], data.image[held], data.text[held], data.has_caption[held])
+        return probs
+    for fold in range(k):
         train, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
         heads = yield from fit_rung(data, train, rung, cancel=cancel)
         probs[held] = predict_heads(heads, data.image[held], data.text[held], data.has_caption[held])
