@@ -30,6 +30,7 @@ from core.learn.ladder import train_small
 from core.learn.metrics import decide, samples_f1
 from core.learn.training import TrainingData, predict_heads
 from core.progress import run_to_end
+from core.tagging.learning import with_name_mentions
 from core.tagging.suggest import STRATEGIES, choose
 
 GROUPS = {
@@ -48,7 +49,14 @@ SCENES = {  # our own six (the issue's were snow, water, food, indoor, street, s
 }
 
 
-def label_set(data: TrainingData, name: str, names: bool = True) -> tuple[TrainingData, np.ndarray]:
+def label_set(data: TrainingData, name: str, names: bool = True, mentions: bool = True) -> tuple[TrainingData, np.ndarray]:
+    """The label set's data and the rows it uses, with the label-name features `tagline train`
+    gives a few photos beside captions (the names embedded, the captions that say them)."""
+    subset, rows = _label_set(data, name, names)
+    return (with_name_mentions(subset) if mentions and subset.label_text is not None else subset), rows
+
+
+def _label_set(data: TrainingData, name: str, names: bool = True) -> tuple[TrainingData, np.ndarray]:
     """The label set's data and the rows it uses (set b: photos with a scene label, no captions).
     With `names`, the label names embedded as `tagline train` gives them (beside captions only)."""
     if name == "a":
@@ -163,12 +171,13 @@ def main() -> None:
                         help="validation: draw from the training part, score on the validation part (for choosing "
                              "changes without reading the held-out part)")
     parser.add_argument("--no-names", action="store_true", help="train without the label-name prior")
+    parser.add_argument("--no-mentions", action="store_true", help="train without the captions that say a label's name")
     args = parser.parse_args()
     data, part = load_comp_embeddings()
     if args.active:
         found: list[dict[str, object]] = []
         for name in args.sets.split(","):
-            subset, rows = label_set(data, name, not args.no_names)
+            subset, rows = label_set(data, name, not args.no_names, not args.no_mentions)
             found += active(subset, name, rows[part[rows] != "holdout"], rows[part[rows] == "holdout"], args.draws)
         print(summarise_active(found))
         if args.json:
@@ -176,7 +185,7 @@ def main() -> None:
         return
     results: list[dict[str, object]] = []
     for name in args.sets.split(","):
-        subset, rows = label_set(data, name, not args.no_names)
+        subset, rows = label_set(data, name, not args.no_names, not args.no_mentions)
         test = rows[part[rows] == args.score_on]
         pool = rows[part[rows] == "train"] if args.score_on == "validation" else rows[part[rows] != "holdout"]
         variants = {"ours": subset}

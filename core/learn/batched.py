@@ -33,7 +33,7 @@ def head_config_for(data: TrainingData, config: TrainConfig) -> HeadConfig:
         image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
         hidden=config.hidden, words_dim=data.words_dim, dropout=config.dropout, second_dropout=config.second_dropout,
         image_dropout=config.image_dropout, text_dropout=config.text_dropout, caption_dropout=config.caption_dropout,
-        standardise_text=config.standardise_text,
+        standardise_text=config.standardise_text, mention_dim=data.mention_dim,
     )
 
 
@@ -57,7 +57,7 @@ def train_members(data: TrainingData, member_rows: list[np.ndarray], config: Tra
     import torch.nn.functional as F
 
     head_config = head_config_for(data, config)
-    sentence_dim = data.text.shape[1] - data.words_dim
+    sentence_dim = head_config.sentence_dim()
     image_t, text_t, flag_t, target_t = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                                          for a in (data.image, data.text, data.has_caption, data.targets))
     heads: list[Any] = []
@@ -103,8 +103,9 @@ def train_members(data: TrainingData, member_rows: list[np.ndarray], config: Tra
             idx = torch.from_numpy(order[:, step * config.batch_size : (step + 1) * config.batch_size])
             image = (image_t[idx] - image_mean) / image_std
             text = text_t[idx]
-            if text_mean is not None:
-                text = (text - text_mean) / text_std
+            if text_mean is not None:  # the sentence embedding; name mentions after it stay 0 / 1
+                sentence = (text[..., :sentence_dim] - text_mean) / text_std
+                text = torch.cat([sentence, text[..., sentence_dim:]], dim=2) if text.shape[2] > sentence_dim else sentence
             flag = flag_t[idx].unsqueeze(2)
             if config.caption_dropout > 0:
                 flag = flag * (torch.rand_like(flag) >= config.caption_dropout).to(flag.dtype)

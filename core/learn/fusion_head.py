@@ -29,6 +29,11 @@ class HeadConfig:
     standardise_text: bool = False  # standardise the sentence embedding as the image side is
     kind: str = "mlp"  # or "linear": one layer over the standardised inputs (the rung for few labels)
     name_prior: bool = False  # linear: add how close each caption is to each label's name (one learnt scale)
+    mention_dim: int = 0  # columns after the sentence embedding, one per label: 1 where the caption names it
+
+    def sentence_dim(self) -> int:
+        """The caption side's standardised columns: the sentence embedding alone."""
+        return self.text_dim - self.words_dim - self.mention_dim
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,12 +67,12 @@ def create_head(config: HeadConfig) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.config = config
-            sentence_dim = config.text_dim - config.words_dim
+            sentence_dim = config.text_dim - config.words_dim  # the dense caption columns (mentions too)
             self.register_buffer("image_mean", torch.zeros(config.image_dim))
             self.register_buffer("image_std", torch.ones(config.image_dim))
-            if config.standardise_text:
-                self.register_buffer("text_mean", torch.zeros(sentence_dim))
-                self.register_buffer("text_std", torch.ones(sentence_dim))
+            if config.standardise_text:  # the sentence embedding only: name mentions stay 0 / 1
+                self.register_buffer("text_mean", torch.zeros(config.sentence_dim()))
+                self.register_buffer("text_std", torch.ones(config.sentence_dim()))
             self.image_proj = nn.Sequential(Dropout(config.image_dropout), nn.Linear(config.image_dim, config.hidden), nn.GELU())
             self.text_proj = nn.Sequential(Dropout(config.text_dropout), nn.Linear(sentence_dim, config.hidden), nn.GELU())
             if config.words_dim:
@@ -129,7 +134,9 @@ def create_linear_head(config: HeadConfig) -> Any:
     With `name_prior`, each label's logit also gets `name_scale` times the cosine between the
     caption's sentence embedding and the embedding of the label's name (`label_text`, set when
     trained). One scale shared by every label: a label seen on two photos still gains from a
-    caption that names it, which its own weights cannot learn from so few."""
+    caption that names it, which its own weights cannot learn from so few. With `mention_dim`, a
+    second shared scale weighs whether the caption says the label's name outright (the columns
+    after the sentence embedding; a named label is nearly always there, docs/benchmarks.md)."""
     import torch
     from torch import nn
 
@@ -143,8 +150,10 @@ def create_linear_head(config: HeadConfig) -> Any:
             self.register_buffer("text_std", torch.ones(config.text_dim))
             self.linear = nn.Linear(config.image_dim + config.text_dim + 1, config.num_labels)
             if config.name_prior:
-                self.register_buffer("label_text", torch.zeros(config.num_labels, config.text_dim - config.words_dim))
+                self.register_buffer("label_text", torch.zeros(config.num_labels, config.sentence_dim()))
                 self.name_scale = nn.Parameter(torch.zeros(()))
+            if config.mention_dim:
+                self.mention_scale = nn.Parameter(torch.zeros(()))
 
         def features(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
             flag = has_caption.unsqueeze(1)
@@ -157,11 +166,18 @@ def create_linear_head(config: HeadConfig) -> Any:
             names = self.get_buffer("label_text")
             return (text[:, : names.shape[1]] @ names.T) * has_caption.unsqueeze(1)
 
+        def mentions(self, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
+            """(photos, labels) 1 where the caption names the label (`core.learn.caption_words.name_mentions`)."""
+            start = config.sentence_dim()
+            return text[:, start : start + config.mention_dim] * has_caption.unsqueeze(1)
+
         def forward(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor,
                     words: torch.Tensor | None = None) -> torch.Tensor:
             logits = self.linear(self.features(image, text, has_caption))
             if config.name_prior:
                 logits = logits + self.name_scale * self.name_closeness(text, has_caption)
+            if config.mention_dim:
+                logits = logits + self.mention_scale * self.mentions(text, has_caption)
             return logits
 
     return LinearHead()

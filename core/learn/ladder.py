@@ -103,23 +103,28 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
                             for a in (data.image, data.text, data.has_caption, data.targets))
     named = data.label_text is not None
     config = HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear",
-                        words_dim=data.words_dim, name_prior=named)
+                        words_dim=data.words_dim, name_prior=named, mention_dim=data.mention_dim)
     head = create_linear_head(config)
     with torch.no_grad():
         for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
                                  input_statistics(image, text, flag, text.shape[1])):
             buffer.copy_(value)
+        mentioned = slice(config.sentence_dim(), config.sentence_dim() + config.mention_dim)
+        head.text_mean[mentioned] = 0.0  # name mentions stay 0 / 1: their own shared scale reads them
+        head.text_std[mentioned] = 1.0
         if named:
             head.label_text.copy_(torch.from_numpy(np.asarray(data.label_text, np.float32)))
         features = head.features(image, text, flag)
         closeness = head.name_closeness(text, flag) if named else None
+        mentions = head.mentions(text, flag) if config.mention_dim else None
     reduced = len(idx) < features.shape[1]
     vt = None
     if reduced:  # features = U S V^T; the weights W = B V^T, so |W| = |B| and X W^T = (U S) B^T
         u, singular, vt = torch.linalg.svd(features, full_matrices=False)
         features = u * singular
     coef = torch.nn.Parameter(torch.zeros(len(data.labels), features.shape[1]))
-    parameters = [coef, head.linear.bias, *([head.name_scale] if named else [])]
+    parameters = [coef, head.linear.bias, *([head.name_scale] if named else []),
+                  *([head.mention_scale] if mentions is not None else [])]
     with torch.no_grad():
         if vt is not None:
             coef.copy_(head.linear.weight @ vt.T)  # the default start, moved into the photos' span
@@ -134,6 +139,8 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
         logits = features @ coef.T + head.linear.bias
         if closeness is not None:
             logits = logits + head.name_scale * closeness
+        if mentions is not None:
+            logits = logits + head.mention_scale * mentions
         loss = loss_fn(logits, y) + strength[0] * coef.pow(2).sum() / 2
         loss.backward()
         return loss

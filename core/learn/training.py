@@ -23,6 +23,7 @@ class TrainingData:
     captions: list[str | None] = field(default_factory=list)  # raw text, for caption words
     words_dim: int = 0  # the last `words_dim` columns of `text` are a binary bag of caption words
     label_text: np.ndarray | None = None  # (labels, sentence dim): each label's name through the caption encoder
+    mention_dim: int = 0  # the `mention_dim` columns after the sentence embedding: 1 where the caption names label j
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def train_head(
         image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
         hidden=config.hidden, words_dim=data.words_dim, dropout=config.dropout, second_dropout=config.second_dropout,
         image_dropout=config.image_dropout, text_dropout=config.text_dropout, caption_dropout=config.caption_dropout,
-        standardise_text=config.standardise_text,
+        standardise_text=config.standardise_text, mention_dim=data.mention_dim,
     )
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                for a in (data.image, data.text, data.has_caption, data.targets)]
@@ -148,8 +149,7 @@ def train_head(
         val_words = term_indices(data.text[val_idx, dense_cols:])
         val_sentence = val_t[1][:, :dense_cols].contiguous()
     truth_val = data.targets[val_idx].astype(bool)
-    mean, std, text_mean, text_std = input_statistics(train_t[0], train_t[1], train_t[2],
-                                                      data.text.shape[1] - data.words_dim)
+    mean, std, text_mean, text_std = input_statistics(train_t[0], train_t[1], train_t[2], head_config.sentence_dim())
     loss_fn = make_loss(config.loss, data.targets[train_idx])
     heads: list[Any] = []
     history: list[dict[str, float]] = []

@@ -50,6 +50,9 @@ class ClassifierInfo:
     # per ensemble member {"head": config, "weight": w} when members differ (a blend of rungs);
     # empty: every member is built from `head` and weighs the same
     members: list[dict[str, Any]] = field(default_factory=list)
+    # the caption side gets, right after the sentence embedding, one column per label: 1 where the
+    # caption says the label's name (core.learn.caption_words.name_mentions)
+    name_mentions: bool = False
 
     def quality(self) -> tuple[str, dict[str, Any]]:
         """The score to show the person: ("held-out", report) when a held-out part was scored,
@@ -261,6 +264,8 @@ def _inconsistency(info: ClassifierInfo) -> str:
             return f"the head predicts {config.num_labels} labels but {len(labels)} are named"
         if not all(0 < v <= 1 << 16 for v in (config.image_dim, config.text_dim, config.hidden)) or config.words_dim < 0:
             return "head sizes must be whole numbers from 1 to 65536"
+        if config.mention_dim != (len(labels) if info.name_mentions else 0) or config.sentence_dim() < 1:
+            return "the head's mention_dim must equal the number of labels when name_mentions is set, else 0"
         if not all(0.0 <= p < 1.0 for p in (config.dropout, config.caption_dropout, config.image_dropout,
                                              config.text_dropout, config.second_dropout or 0.0)):
             return "head dropouts must be at least 0 and below 1"

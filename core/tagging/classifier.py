@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
-from core.learn.caption_words import bag_of_words
+from core.learn.caption_words import bag_of_words, name_mentions
 from core.learn.fusion_head import create_head
 from core.learn.metrics import decide
 from core.models.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
@@ -67,6 +67,9 @@ class Classifier:
         photo alone, by the weight chosen on validation, when the model has one."""
         from core.learn.training import predict_heads
 
+        if self.info.name_mentions:  # right after the sentence embedding, as trained
+            said = name_mentions(captions if captions is not None else [None] * len(image), self.info.labels)
+            text = np.concatenate([text, said], axis=1)
         if self.info.vocabulary:
             bag = bag_of_words(captions if captions is not None else [None] * len(image), self.info.vocabulary)
             text = np.concatenate([text, bag], axis=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import TaglineError
-from core.learn.caption_words import bag_of_words, build_vocabulary
+from core.learn.caption_words import bag_of_words, build_vocabulary, name_mentions
 from core.learn.ladder import CV_LIMIT, train_small
 from core.learn.metrics import decide, evaluate, thresholds_by_row
 from core.learn.training import TrainConfig, TrainingData, predict_heads, train_head
@@ -115,7 +115,11 @@ def learn(
     vocabulary: list[str] = []
     metrics: dict[str, object]
     top1_fallback = True
+    mentions = False
     if len(relpaths) < CV_LIMIT and not force_split:  # few labels: every photo trains, folds score
+        mentions = data.label_text is not None  # beside captions, a caption that names a label counts
+        if mentions:
+            data = with_name_mentions(data)
         trained, ladder = yield from train_small(data, seed=split.seed, cancel=cancel)
         train_idx, val_idx, hold_idx = np.arange(len(relpaths)), np.zeros(0, int), np.zeros(0, int)
         metrics = {"validation": trained.validation, "cross_validation": ladder.as_dict()}
@@ -141,7 +145,7 @@ def learn(
         top1_fallback=top1_fallback, image_encoder=image_encoder_name or encoders.image_spec.name, text_encoder=encoders.text_spec.name,
         image_key=encoders.image_spec.key, text_key=encoders.text_spec.key, head=trained.config.as_dict(),
         external_ids=dict(external_ids or {}), metrics=metrics, ensemble=len(trained.heads), vocabulary=vocabulary,
-        members=members,
+        members=members, name_mentions=mentions,
         no_caption_thresholds=[] if trained.no_caption_thresholds is None else [float(t) for t in trained.no_caption_thresholds],
         training={
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -164,6 +168,15 @@ def ensemble_tensors(heads: list[object]) -> tuple[dict[str, object], list[dict[
         return tensors, []
     return tensors, [{"head": h.config.as_dict(), "weight": float(getattr(h, "ensemble_weight", 1.0))}  # type: ignore[attr-defined]
                      for h in heads]
+
+
+def with_name_mentions(data: TrainingData) -> TrainingData:
+    """The caption side widened by one column per label: 1 where the caption says its name
+    (`core.learn.caption_words.name_mentions`), placed right after the sentence embedding."""
+    if data.words_dim or data.mention_dim:
+        raise ValueError("name mentions go right after the sentence embedding, before any other caption columns")
+    mentions = name_mentions(data.captions, data.labels)
+    return replace(data, text=np.concatenate([data.text, mentions], axis=1), mention_dim=len(data.labels))
 
 
 def with_caption_words(data: TrainingData, vocabulary: list[str]) -> TrainingData:
