@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.learn.fusion_head import HeadConfig, create_head
-from core.learn.training import TrainConfig, TrainingData, input_statistics, make_loss
+from core.learn.fusion_head import create_head
+from core.learn.training import TrainConfig, TrainingData, head_config_for, input_statistics, make_loss
 from core.progress import CancelToken, Job, Progress
 
 # (attribute path in a FusionHead, index of its Linear) for the stacked weights, in forward order
@@ -26,15 +26,6 @@ LAYERS = (("image_proj", 1), ("text_proj", 1), ("classifier", 1), ("classifier",
 def can_batch(data: TrainingData, config: TrainConfig) -> bool:
     """The batched loop covers the dense heads the ladder trains (no caption-word table)."""
     return not data.words_dim and not config.caption_words
-
-
-def head_config_for(data: TrainingData, config: TrainConfig) -> HeadConfig:
-    return HeadConfig(
-        image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
-        hidden=config.hidden, words_dim=data.words_dim, dropout=config.dropout, second_dropout=config.second_dropout,
-        image_dropout=config.image_dropout, text_dropout=config.text_dropout, caption_dropout=config.caption_dropout,
-        standardise_text=config.standardise_text, mention_dim=data.mention_dim,
-    )
 
 
 def _dropout(x: Any, p: float, training: bool) -> Any:

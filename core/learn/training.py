@@ -119,6 +119,16 @@ def term_indices(bag: np.ndarray) -> Any:
     return torch.from_numpy(indices)
 
 
+def head_config_for(data: TrainingData, config: TrainConfig) -> HeadConfig:
+    """The fused MLP's shape and regularisation for these inputs under this recipe."""
+    return HeadConfig(
+        image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
+        hidden=config.hidden, words_dim=data.words_dim, dropout=config.dropout, second_dropout=config.second_dropout,
+        image_dropout=config.image_dropout, text_dropout=config.text_dropout, caption_dropout=config.caption_dropout,
+        standardise_text=config.standardise_text, mention_dim=data.mention_dim,
+    )
+
+
 def train_head(
     data: TrainingData,
     train_idx: np.ndarray,
@@ -129,12 +139,7 @@ def train_head(
     """Train `config.ensemble` heads; yields a Progress per epoch with losses and val F1."""
     import torch
 
-    head_config = HeadConfig(
-        image_dim=data.image.shape[1], text_dim=data.text.shape[1], num_labels=len(data.labels),
-        hidden=config.hidden, words_dim=data.words_dim, dropout=config.dropout, second_dropout=config.second_dropout,
-        image_dropout=config.image_dropout, text_dropout=config.text_dropout, caption_dropout=config.caption_dropout,
-        standardise_text=config.standardise_text, mention_dim=data.mention_dim,
-    )
+    head_config = head_config_for(data, config)
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
                for a in (data.image, data.text, data.has_caption, data.targets)]
     train_t = [t[torch.from_numpy(train_idx)] for t in tensors]
