@@ -79,8 +79,9 @@ def load_comp_embeddings() -> tuple[TrainingData, np.ndarray]:
 
 def comp_relpaths() -> list[str]:
     """The photo of each row of `load_comp_embeddings` (relative to comp5329/images)."""
-    load_comp_embeddings()
-    z = np.load(CACHE, allow_pickle=True)
+    if not CACHE.exists():
+        load_comp_embeddings()
+    z = np.load(CACHE, allow_pickle=True)  # lazy: only the names are read
     if "relpaths" not in z:
         raise SystemExit(f"{CACHE} predates its photo names: delete it and run again")
     return [str(p) for p in z["relpaths"]]

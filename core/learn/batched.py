@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.learn.fusion_head import create_head
+from core.learn.fusion_head import create_head, dropout_mask
 from core.learn.training import TrainConfig, TrainingData, head_config_for, input_statistics, make_loss
 from core.progress import CancelToken, Job, Progress
 
@@ -28,15 +28,9 @@ def can_batch(data: TrainingData, config: TrainConfig) -> bool:
     return not data.words_dim and not config.caption_words
 
 
-def _dropout(x: Any, p: float, training: bool) -> Any:
-    """Inverted dropout with 8-bit masks, as the FusionHead's own dropout draws them."""
-    import torch
-
-    cut = round(p * 256)
-    if not training or not cut:
-        return x
-    keep = torch.randint(0, 256, x.shape, dtype=torch.uint8) >= cut
-    return x * (keep.to(x.dtype) * (256 / (256 - cut)))
+def _dropout(x: Any, p: float) -> Any:
+    """Training-time dropout drawn as the FusionHead's own (`dropout_mask`)."""
+    return x * dropout_mask(x, p) if round(p * 256) else x
 
 
 def train_members(data: TrainingData, member_rows: list[np.ndarray], config: TrainConfig, seeds: list[int],
@@ -100,11 +94,11 @@ def train_members(data: TrainingData, member_rows: list[np.ndarray], config: Tra
             flag = flag_t[idx].unsqueeze(2)
             if config.caption_dropout > 0:
                 flag = flag * (torch.rand_like(flag) >= config.caption_dropout).to(flag.dtype)
-            hidden_image = F.gelu(layer(_dropout(image, config.image_dropout, True), 0))
-            hidden_text = F.gelu(layer(_dropout(text, config.text_dropout, True), 1))
+            hidden_image = F.gelu(layer(_dropout(image, config.image_dropout), 0))
+            hidden_text = F.gelu(layer(_dropout(text, config.text_dropout), 1))
             fused = torch.cat([hidden_image, hidden_text * flag, flag], dim=2)
-            hidden = F.gelu(layer(_dropout(fused, config.dropout, True), 2))
-            logits = layer(_dropout(hidden, second, True), 3)
+            hidden = F.gelu(layer(_dropout(fused, config.dropout), 2))
+            logits = layer(_dropout(hidden, second), 3)
             truth = target_t[idx]
             loss = sum(loss_fns[m](logits[m], truth[m]) for m in range(members))
             optimizer.zero_grad()

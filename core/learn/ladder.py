@@ -117,19 +117,14 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
         features = head.features(image, text, flag)
         closeness = head.name_closeness(text, flag) if named else None
         mentions = head.mentions(text, flag) if config.mention_dim else None
-    reduced = len(idx) < features.shape[1]
     vt = None
-    if reduced:  # features = U S V^T; the weights W = B V^T, so |W| = |B| and X W^T = (U S) B^T
+    if len(idx) < features.shape[1]:  # features = U S V^T; the weights W = B V^T, so |W| = |B| and X W^T = (U S) B^T
         u, singular, vt = torch.linalg.svd(features, full_matrices=False)
         features = u * singular
-    coef = torch.nn.Parameter(torch.zeros(len(data.labels), features.shape[1]))
+    start = head.linear.weight.detach()
+    coef = torch.nn.Parameter(start @ vt.T if vt is not None else start.clone())  # the start, in the photos' span
     parameters = [coef, head.linear.bias, *([head.name_scale] if named else []),
                   *([head.mention_scale] if mentions is not None else [])]
-    with torch.no_grad():
-        if vt is not None:
-            coef.copy_(head.linear.weight @ vt.T)  # the default start, moved into the photos' span
-        else:
-            coef.copy_(head.linear.weight)
     loss_fn = make_loss("weighted_bce", data.targets[idx])
     strength = [0.0]
 

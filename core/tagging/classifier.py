@@ -67,11 +67,11 @@ class Classifier:
         photo alone, by the weight chosen on validation, when the model has one."""
         from core.learn.training import predict_heads
 
+        texts = captions if captions is not None else [None] * len(image)
         if self.info.name_mentions:  # right after the sentence embedding, as trained
-            said = name_mentions(captions if captions is not None else [None] * len(image), self.info.labels)
-            text = np.concatenate([text, said], axis=1)
+            text = np.concatenate([text, name_mentions(texts, self.info.labels)], axis=1)
         if self.info.vocabulary:
-            bag = bag_of_words(captions if captions is not None else [None] * len(image), self.info.vocabulary)
+            bag = bag_of_words(texts, self.info.vocabulary)
             text = np.concatenate([text, bag], axis=1)
         probabilities = predict_heads(self.heads, image, text, has_caption)
         rows = np.asarray(generated, bool) if generated is not None else np.zeros(len(image), bool)
