@@ -84,10 +84,13 @@ class GalleryModel(QAbstractListModel):
         self.refilter()
 
     def _on_images_added(self, image_ids: list[int]) -> None:
-        """Rows at the end while a scan runs (the view keeps its place); a filtered view is
-        filtered again from the snapshot in memory."""
-        if not self.filter.is_default() or self.filter.sort != "name":
+        """Rows at the end while a scan runs or the snapshot is read page by page (the view keeps
+        its place); under a filter only the new photos are tested, not the whole snapshot again."""
+        if self.filter.sort != "name":
             self.refilter()
+            return
+        image_ids = self._passing(image_ids)
+        if not image_ids:
             return
         first = len(self._ids)
         self.beginInsertRows(QModelIndex(), first, first + len(image_ids) - 1)
@@ -103,10 +106,20 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
 
     def _visible_ids(self) -> list[int]:
+        project = self.project
+        if project is None:
+            return []
+        ids = self._passing(project.order)
+        if self.filter.sort == "uncertainty":
+            ids.sort(key=lambda i: -project.uncertainty(i))
+        return ids
+
+    def _passing(self, ids: list[int]) -> list[int]:
+        """Those of `ids` (in their order) that the filter lets through."""
         project, f = self.project, self.filter
         if project is None:
             return []
-        ids = list(project.order)
+        ids = list(ids)
         if f.label:
             ids = [i for i in ids if f.label in project.effective_labels(i)]
         if f.text:
@@ -119,8 +132,6 @@ class GalleryModel(QAbstractListModel):
             ids = [i for i in ids if project.disagrees(i)]
         if f.min_confidence > 0.0 or f.max_confidence < 1.0:
             ids = [i for i in ids if self._in_confidence_range(i)]
-        if f.sort == "uncertainty":
-            ids.sort(key=lambda i: -project.uncertainty(i))
         return ids
 
     def _in_confidence_range(self, image_id: int) -> bool:

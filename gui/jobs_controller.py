@@ -119,6 +119,7 @@ class JobsController(QObject):
                       + (f", {len(report.problems)} unreadable" if report.problems else ""))
         errors.show_failures(self.window, "Scanning", [(p.path, p.reason) for p in report.problems])
         if select is not None:
+            project.finish_loading()
             image_id = project.store.image_ids_by_relpath().get(select.resolve().relative_to(project.folder).as_posix())
             if image_id is not None:
                 self.window.select_image(image_id)
@@ -231,6 +232,7 @@ class JobsController(QObject):
         if project is None:
             return None
         window.detail.save_caption()
+        project.finish_loading()  # "all photos" means all, not the pages read so far
         dialog = ExportDialog(project.folder, list(project.order), window.model.ids(), window.selected_ids(), window)
         if not dialog.exec():
             return None

@@ -198,3 +198,40 @@ def test_a_scan_appends_batches_to_the_grid_without_reloading_the_snapshot(qtbot
     names = [window.project.records[i].relpath for i in window.project.order[:12]]
     assert names[:3] == ["0.jpg", "1.jpg", "2.jpg"] and names[10] == "10.jpg"  # natural order after the reload
     assert window.view.currentIndex().isValid()
+
+
+def test_a_reopen_shows_the_first_page_at_once_and_reads_the_rest_page_by_page(qtbot, window, tmp_path, monkeypatch):
+    """A million-photo project must not build its whole snapshot before the first screen: the
+    first page comes in natural order at once, the rest from the event loop, filtered as it lands."""
+    import shutil
+
+    from core.store.database import ProjectStore
+    from gui import project as project_module
+    from gui.gallery import ViewFilter
+    from tests.conftest import SAMPLE
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(1200):
+        shutil.copyfile(SAMPLE / "rocket.jpg", folder / f"{i}.jpg")
+    with ProjectStore(folder) as store:
+        run_to_end(sync_folder(store))
+        ids = store.image_ids_by_relpath()
+        store.set_reviewed([ids[f"{i}.jpg"] for i in range(0, 1200, 7)], True)
+        expected = [r.id for r in store.images()]
+    monkeypatch.setattr(project_module, "FIRST_PAGE", 100)
+    monkeypatch.setattr(project_module, "PAGE", 300)
+    window.open_folder(folder)
+    project = window.project
+    assert window.model.rowCount() == 100 and project.loading  # the first screen before the rest is read
+    assert [project.records[i].relpath for i in project.order[:11]][-2:] == ["9.jpg", "10.jpg"]
+    qtbot.waitUntil(lambda: not project.loading and window.model.rowCount() == 1200, timeout=30_000)
+    assert project.order == expected and len(project.reviewed) == len(range(0, 1200, 7))
+    window.model.set_filter(ViewFilter(reviewed=True))
+    project.reload()  # pages arriving under a filter are filtered one by one, not the whole snapshot again
+    qtbot.waitUntil(lambda: not project.loading, timeout=30_000)
+    assert window.model.ids() == [i for i in expected if i in project.reviewed]
+    project.reload()
+    project.finish_loading()  # what export and a dropped photo's selection call: every photo, at once
+    assert project.order == expected and not project.loading
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=30_000)

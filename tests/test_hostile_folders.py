@@ -127,7 +127,9 @@ def test_a_first_version_store_is_migrated_and_keeps_its_work(sample_folder: Pat
         run_to_end(sync_folder(store))
         store.set_caption(store.image_ids_by_relpath()["chelsea.jpg"], "a cat", "typed")
     path = sample_folder / ".tagline" / "project.db"
-    with sqlite3.connect(path) as conn:  # as version 1 left it: no raw_path, user_version unset
+    with sqlite3.connect(path) as conn:  # as version 1 left it: no raw_path, no sort_key, user_version unset
+        conn.execute("DROP INDEX images_order")
+        conn.execute("ALTER TABLE images DROP COLUMN sort_key")
         conn.execute("ALTER TABLE images DROP COLUMN raw_path")
         conn.execute("PRAGMA user_version=0")
     conn.close()
@@ -135,6 +137,11 @@ def test_a_first_version_store_is_migrated_and_keeps_its_work(sample_folder: Pat
         assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
         assert store.caption(store.image_ids_by_relpath()["chelsea.jpg"]) == ("a cat", "typed")
         assert all(r.raw_path is None for r in store.images())
+        # version 3 keeps the natural order: the migration fills it for the rows already there
+        assert store.query("SELECT COUNT(*) FROM images WHERE sort_key IS NULL")[0][0] == 0
+        page, after = store.images_page(None, 3)
+        assert [r.relpath for r in page] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"] and after is not None
+        assert [r.relpath for r in store.images_page(after, 3)[0]] == ["rocket.jpg"]
 
 
 def test_a_renamed_column_or_damaged_file_is_a_clear_error(sample_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

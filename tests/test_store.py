@@ -175,3 +175,26 @@ def test_cached_embeddings_reads_only_the_images_asked_for(sample_folder: Path) 
     some = store.cached_embeddings("enc", ids[1:3])
     assert set(some) == set(ids[1:3]) and some[ids[1]][0] == f"k{ids[1]}" and some[ids[1]][1][0] == ids[1]
     assert store.cached_embeddings("enc", []) == {} and store.cached_embeddings("other", ids) == {}
+
+
+def test_images_come_page_by_page_in_natural_order(sample_folder: Path) -> None:
+    """2.jpg before 10.jpg, folder by folder, whatever order the files were added or moved in;
+    the pages join up with nothing lost or repeated."""
+    photo = sample_folder / "chelsea.jpg"
+    for name in ("img10.jpg", "img9.jpg", "b/2.jpg", "a/10.jpg", "a/9.jpg", "A b/1.jpg"):
+        (sample_folder / name).parent.mkdir(exist_ok=True)
+        shutil.copy(photo, sample_folder / name)
+    store = open_synced(sample_folder)
+    (sample_folder / "img10.jpg").rename(sample_folder / "img1.jpg")  # a move keeps the record, takes the new place
+    run_to_end(sync_folder(store))
+    expected = ["a/9.jpg", "a/10.jpg", "A b/1.jpg", "astronaut.jpg", "b/2.jpg", "chelsea.jpg", "coffee.jpg",
+                "img1.jpg", "img9.jpg", "rocket.jpg"]
+    assert [r.relpath for r in store.images()] == expected
+    pages, after = [], None
+    while True:
+        page, after = store.images_page(after, 3)
+        pages.append([r.relpath for r in page])
+        if after is None:
+            break
+    assert [len(p) for p in pages] == [3, 3, 3, 1]
+    assert sum(pages, []) == expected

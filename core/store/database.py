@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError, write_failure_message
-from core.media.scan import PROJECT_DIRNAME, FoundFile, disk_relpath
+from core.media.scan import PROJECT_DIRNAME, FoundFile, disk_relpath, sort_key
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; stores of version 1 kept it in meta only
+SCHEMA_VERSION = 3  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
+    # the natural order (2.jpg before 10.jpg) kept and indexed, so a snapshot is read in order, page by page
+    3: ("ALTER TABLE images ADD COLUMN sort_key TEXT", "UPDATE images SET sort_key = tagline_sort_key(relpath)"),
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
 IN_CHUNK = 900  # values per `IN (...)` query: under the 999 host parameters of older SQLite builds
@@ -36,8 +38,9 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS images(
     id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, digest TEXT, present INTEGER NOT NULL DEFAULT 1,
-    error TEXT, added_at REAL NOT NULL, reviewed_at REAL, raw_path BLOB);
+    error TEXT, added_at REAL NOT NULL, reviewed_at REAL, raw_path BLOB, sort_key TEXT);
 CREATE INDEX IF NOT EXISTS images_digest ON images(digest);
+CREATE INDEX IF NOT EXISTS images_order ON images(sort_key);
 CREATE TABLE IF NOT EXISTS captions(
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     text TEXT NOT NULL, source TEXT NOT NULL, updated_at REAL NOT NULL);
@@ -60,7 +63,7 @@ CREATE TABLE IF NOT EXISTS embeddings(
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRecord:
     id: int
     relpath: str
@@ -70,6 +73,9 @@ class ImageRecord:
     error: str | None
     reviewed_at: float | None
     raw_path: bytes | None = None  # set when the file's name is not UTF-8 (relpath shows it escaped)
+
+
+_RECORD_COLUMNS = "id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path"  # ImageRecord's fields
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,7 @@ class ProjectStore:
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+            self._conn.create_function("tagline_sort_key", 1, sort_key, deterministic=True)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open project database {self.db_path}: {exc}") from exc
         try:
@@ -322,12 +329,23 @@ class ProjectStore:
 
     # -- images ---------------------------------------------------------------------------
     def images(self, include_missing: bool = False) -> list[ImageRecord]:
+        """Every image, in natural order of names."""
         where = "" if include_missing else "WHERE present=1"
-        rows = self.query(
-            "SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images "
-            f"{where} ORDER BY relpath"
-        )
+        rows = self.query(f"SELECT {_RECORD_COLUMNS} FROM images {where} ORDER BY sort_key, id")
         return [ImageRecord(*row) for row in rows]
+
+    def images_page(self, after: tuple[str, int] | None, limit: int) -> tuple[list[ImageRecord], tuple[str, int] | None]:
+        """The next `limit` present images in natural order after the key `after` (None: from the
+        start), and the key to ask for the page after them (None: that was the last). Read along
+        the index, so a million-photo project shows its first page at once."""
+        params: list[object] = [limit]
+        where = "present=1"
+        if after is not None:
+            where, params = "present=1 AND (sort_key, id) > (?, ?)", [after[0], after[1], limit]
+        rows = self.query(f"SELECT {_RECORD_COLUMNS}, sort_key FROM images WHERE {where} ORDER BY sort_key, id LIMIT ?",
+                          params)
+        last = (rows[-1][-1], rows[-1][0]) if len(rows) == limit else None
+        return [ImageRecord(*row[:-1]) for row in rows], last
 
     # -- what a rescan reads and writes (core.store.sync decides, the store keeps the SQL) --------
     def file_rows(self) -> list[tuple]:
@@ -339,8 +357,9 @@ class ProjectStore:
         file already has (a non-UTF-8 name whose escaped picture is a real name), not inserted."""
         with self.transaction() as cur:
             cur.executemany(
-                "INSERT OR IGNORE INTO images(relpath, size, mtime_ns, digest, added_at, raw_path) VALUES(?,?,?,NULL,?,?)",
-                [(f.relpath, f.size, f.mtime_ns, time.time(), f.raw_path) for f in files],
+                "INSERT OR IGNORE INTO images(relpath, size, mtime_ns, digest, added_at, raw_path, sort_key) "
+                "VALUES(?,?,?,NULL,?,?,?)",
+                [(f.relpath, f.size, f.mtime_ns, time.time(), f.raw_path, sort_key(f.relpath)) for f in files],
             )
             if cur.rowcount == len(files):
                 return []
@@ -351,8 +370,8 @@ class ProjectStore:
         """Give existing records (and so their work) to files found under new names."""
         with self.transaction() as cur:
             cur.executemany(
-                "UPDATE images SET relpath=?, raw_path=?, size=?, mtime_ns=?, present=1 WHERE id=?",
-                [(f.relpath, f.raw_path, f.size, f.mtime_ns, image_id) for image_id, f in moves],
+                "UPDATE images SET relpath=?, raw_path=?, size=?, mtime_ns=?, present=1, sort_key=? WHERE id=?",
+                [(f.relpath, f.raw_path, f.size, f.mtime_ns, sort_key(f.relpath), image_id) for image_id, f in moves],
             )
 
     def mark_rescanned(self, changed: Sequence[tuple[int, FoundFile]], missing: Sequence[int]) -> None:
@@ -373,8 +392,7 @@ class ProjectStore:
 
     def images_by_relpath(self, relpaths: Sequence[str]) -> list[ImageRecord]:
         """The records of these paths (present ones), for a snapshot that grows while a scan runs."""
-        rows = self.query_in("SELECT id, relpath, size, mtime_ns, digest, error, reviewed_at, raw_path FROM images",
-                             "relpath", relpaths, "present=1")
+        rows = self.query_in(f"SELECT {_RECORD_COLUMNS} FROM images", "relpath", relpaths, "present=1")
         return [ImageRecord(*row) for row in rows]
 
     def image_ids_by_relpath(self) -> dict[str, int]:
