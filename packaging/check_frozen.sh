@@ -21,5 +21,9 @@ echo "frozen and source CSVs are identical ($(wc -l < "$work/frozen.csv") lines)
 .venv/bin/tagline -q caption "$work/source" --overwrite --out "$work/source-captions.csv"
 diff "$work/frozen-captions.csv" "$work/source-captions.csv"
 echo "frozen and source generated captions are identical: $(tail -n +2 "$work/frozen-captions.csv" | head -2 | tr '\n' ' ')"
+for lib in libxcb-cursor.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1; do  # a fresh desktop lacks them
+    test -f "$bundle/_internal/$lib" || { echo "the bundle lacks $lib: Qt's window would not open" >&2; exit 1; }
+done
+echo "the bundle carries Qt's X11 libraries (libxcb-cursor, -icccm, -keysyms)"
 QT_QPA_PLATFORM=offscreen TAGLINE_SMOKE_SECONDS=4 timeout 60 "$bundle/Tagline" "$work/frozen"
 echo "frozen GUI started and quit cleanly; bundle size $(du -sh "$bundle" | cut -f1)"
