@@ -39,19 +39,20 @@ def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[S
         yield from _insert_new(store, walk_images(store.folder, report.problems), report, cancel)
         yield from _hash_missing(store, report, {}, cancel)
         return report
-    found = list(walk_images(store.folder, report.problems))
-    on_disk = {f.relpath for f in found}
-    vanished = {rel: row for rel, row in known.items() if rel not in on_disk and row[5] == 1}
+    # Each file found takes its row out of `known`, so what is left was not found; no list of
+    # every file on disk is kept (a million of them cost hundreds of megabytes on a re-open).
     new: list[FoundFile] = []
     changed: list[tuple[FoundFile, tuple]] = []
-    for item in found:
-        row = known.get(item.relpath)
+    for item in walk_images(store.folder, report.problems):
+        row = known.pop(item.relpath, None)
         if row is None:
             new.append(item)
         elif row[2] == item.size and row[3] == item.mtime_ns and row[5] == 1:
             report.unchanged += 1
         else:
             changed.append((item, row))
+    vanished = {rel: row for rel, row in known.items() if row[5] == 1}
+    del known
     new = _apply_moves(store, new, vanished, report)
     yield from _insert_new(store, iter(new), report, cancel, total=len(new))
     store.mark_rescanned([(row[0], f) for f, row in changed], [row[0] for row in vanished.values()])
