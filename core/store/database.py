@@ -383,8 +383,14 @@ class ProjectStore:
             )
             cur.executemany("UPDATE images SET present=0 WHERE id=?", [(i,) for i in missing])
 
-    def unhashed(self) -> list[tuple[int, str, bytes | None]]:
-        return self.query("SELECT id, relpath, raw_path FROM images WHERE present=1 AND digest IS NULL")
+    def unhashed(self, after_id: int = 0, limit: int = -1) -> list[tuple[int, str, bytes | None]]:
+        """(id, relpath, raw_path) of present files not yet hashed, by id after `after_id`: read
+        a batch at a time, a million-photo first open never holds every name twice."""
+        return self.query("SELECT id, relpath, raw_path FROM images WHERE present=1 AND digest IS NULL AND id > ? "
+                          "ORDER BY id LIMIT ?", (after_id, limit))
+
+    def count_unhashed(self) -> int:
+        return int(self.query("SELECT COUNT(*) FROM images WHERE present=1 AND digest IS NULL")[0][0])
 
     def set_digests(self, digests: Sequence[tuple[str | None, int]]) -> None:
         with self.transaction() as cur:

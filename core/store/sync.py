@@ -101,16 +101,17 @@ def _apply_moves(store: ProjectStore, new: list[FoundFile], vanished: dict[str, 
 
 def _hash_missing(store: ProjectStore, report: SyncReport, old_digests: dict[int, str | None],
                   cancel: CancelToken | None) -> Iterator[Progress]:
-    rows = store.unhashed()
-    for start in range(0, len(rows), HASH_BATCH):
+    total, done, after = store.count_unhashed(), 0, 0
+    while batch := store.unhashed(after, HASH_BATCH):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        batch = rows[start : start + HASH_BATCH]
+        after = batch[-1][0]
         digests = [(_digest_or_none(store, rel, raw, report), image_id) for image_id, rel, raw in batch]
         store.set_digests(digests)
         report.changed.extend(rel for (image_id, rel, _raw), (digest, _) in zip(batch, digests)
                               if image_id in old_digests and old_digests[image_id] != digest)
-        yield Progress("hash", start + len(batch), len(rows))
+        done += len(batch)
+        yield Progress("hash", done, max(total, done))
 
 
 def _digest_or_none(store: ProjectStore, relpath: str, raw_path: bytes | None, report: SyncReport) -> str | None:
