@@ -121,11 +121,12 @@ class GalleryModel(QAbstractListModel):
             return []
         ids = list(ids)
         if f.label:
-            ids = [i for i in ids if f.label in project.effective_labels(i)]
+            ids = [i for i in ids if project.has_label(i, f.label)]
         if f.text:
             needle = f.text.casefold()
-            ids = [i for i in ids if needle in project.captions.get(i, ("", ""))[0].casefold()
-                   or needle in project.records[i].relpath.casefold()]
+            captions, records = project.captions, project.records
+            ids = [i for i in ids if needle in records[i].relpath.casefold()
+                   or (i in captions and needle in captions[i][0].casefold())]
         if f.reviewed is not None:
             ids = [i for i in ids if (i in project.reviewed) == f.reviewed]
         if f.disagreement:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
 from core.store.database import ImageRecord, Label, ProjectStore
-from core.store.decisions import is_predicted, photo_labels
+from core.store.decisions import has_label, is_predicted, photo_labels
 from core.tagging.suggest import photo_uncertainty
 
 
@@ -39,6 +39,7 @@ def predictions_for(store: ProjectStore, image_ids: list[int]) -> dict[int, dict
     return store.predictions(image_ids)
 
 
+_NONE: dict = {}  # read-only stand-in for a photo without predictions or decisions
 FIRST_PAGE = 5_000  # more than any screen shows
 PAGE = 20_000  # about 40 ms of the event loop each
 
@@ -199,6 +200,11 @@ class Project(QObject):
     def effective_labels(self, image_id: int) -> list[str]:
         return photo_labels(self.label_names(), self.predictions.get(image_id, {}),
                             self.confirmations.get(image_id, {}), self.threshold)
+
+    def has_label(self, image_id: int, name: str) -> bool:
+        """`name in effective_labels(image_id)`, without building the list."""
+        return has_label(name, self.predictions.get(image_id, _NONE), self.confirmations.get(image_id, _NONE),
+                         self.threshold)
 
     def uncertainty(self, image_id: int) -> float:
         """1 when some label sits right on its threshold, 0 when every label is clear-cut

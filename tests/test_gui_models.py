@@ -68,6 +68,14 @@ def test_threshold_overrides_model_decisions(synced_store):
     assert project.effective_labels(image) == ["person", "cat", "cup"]
     project.threshold = 0.99
     assert project.effective_labels(image) == []
+    project.store.confirm(image, "cup", True)
+    project.store.confirm(image, "person", False)
+    project.reload()
+    for threshold in (None, 0.0, 0.5, 0.99):  # the filter's one-label question, the grid's list: one rule
+        project.threshold = threshold
+        for i in project.order:
+            assert [n for n in project.label_names() if project.has_label(i, n)] == project.effective_labels(i)
+    assert project.has_label(image, "cup") and not project.has_label(image, "person")
 
 
 def test_names_sort_naturally(sample_folder):

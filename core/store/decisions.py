@@ -22,7 +22,14 @@ def is_predicted(prediction: Prediction | None, threshold: float | None = None) 
     return decided if threshold is None else probability >= threshold
 
 
+def has_label(name: str, predictions: Mapping[str, Prediction], confirmed: Mapping[str, bool],
+                threshold: float | None = None) -> bool:
+    """Whether a photo has one label: the same rule as `photo_labels`, for one name (a label
+    filter over a million photos asks this, not for each photo's whole list)."""
+    return confirmed.get(name, is_predicted(predictions.get(name), threshold))
+
+
 def photo_labels(order: Sequence[str], predictions: Mapping[str, Prediction], confirmed: Mapping[str, bool],
                  threshold: float | None = None) -> list[str]:
     """The labels a photo has, in vocabulary order."""
-    return [n for n in order if confirmed.get(n, is_predicted(predictions.get(n), threshold))]
+    return [n for n in order if has_label(n, predictions, confirmed, threshold)]
