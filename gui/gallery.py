@@ -89,13 +89,13 @@ class GalleryModel(QAbstractListModel):
         if self.filter.sort != "name":
             self.refilter()
             return
-        image_ids = self._passing(image_ids)
+        rows = self._rows  # a refilter while pages were read may have shown some already
+        image_ids = self._passing([i for i in image_ids if i not in rows])
         if not image_ids:
             return
         first = len(self._ids)
         self.beginInsertRows(QModelIndex(), first, first + len(image_ids) - 1)
-        for offset, image_id in enumerate(image_ids):
-            self._rows[image_id] = first + offset
+        self._rows.update(zip(image_ids, range(first, first + len(image_ids))))
         self._ids.extend(image_ids)
         self.endInsertRows()
 
@@ -111,7 +111,11 @@ class GalleryModel(QAbstractListModel):
             return []
         ids = self._passing(project.order)
         if self.filter.sort == "uncertainty":
-            ids.sort(key=lambda i: -project.uncertainty(i))
+            # never-classified photos score -1, below every other, and keep their order (the sort
+            # is stable): only the classified ones are scored and sorted
+            predictions = project.predictions
+            scored = sorted((i for i in ids if i in predictions), key=lambda i: -project.uncertainty(i))
+            ids = scored + [i for i in ids if i not in predictions]
         return ids
 
     def _passing(self, ids: list[int]) -> list[int]:
@@ -120,8 +124,11 @@ class GalleryModel(QAbstractListModel):
         if project is None:
             return []
         ids = list(ids)
+        # only a photo with a model's call or a person's decision can have a label or a
+        # confidence: the dict lookups skip the rest of a million cheaply
+        predictions, confirmations = project.predictions, project.confirmations
         if f.label:
-            ids = [i for i in ids if project.has_label(i, f.label)]
+            ids = [i for i in ids if (i in predictions or i in confirmations) and project.has_label(i, f.label)]
         if f.text:
             needle = f.text.casefold()
             captions, records = project.captions, project.records
@@ -132,13 +139,13 @@ class GalleryModel(QAbstractListModel):
         if f.disagreement:
             ids = [i for i in ids if project.disagrees(i)]
         if f.min_confidence > 0.0 or f.max_confidence < 1.0:
-            ids = [i for i in ids if self._in_confidence_range(i)]
+            ids = [i for i in ids if i in predictions and self._in_confidence_range(i)]
         return ids
 
     def _in_confidence_range(self, image_id: int) -> bool:
         assert self.project is not None
-        probs = [p for p, _ in self.project.predictions.get(image_id, {}).values()]
-        return bool(probs) and self.filter.min_confidence <= max(probs) <= self.filter.max_confidence
+        top = max((p for p, _ in self.project.predictions.get(image_id, {}).values()), default=None)
+        return top is not None and self.filter.min_confidence <= top <= self.filter.max_confidence
 
     # -- lookups --------------------------------------------------------------------------
     def image_id(self, row: int) -> int:
@@ -236,7 +243,12 @@ class GalleryView(QListView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setViewMode(QListView.ViewMode.IconMode)
+        # list mode flowing left to right and wrapping: the same grid as icon mode, but laid out
+        # from the uniform item size alone (icon mode keeps a positioned item for every row: a
+        # million rows made the grid blank while pages of the snapshot were still arriving)
+        self.setViewMode(QListView.ViewMode.ListMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
         self.setUniformItemSizes(True)
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)

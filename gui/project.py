@@ -41,7 +41,7 @@ def predictions_for(store: ProjectStore, image_ids: list[int]) -> dict[int, dict
 
 _NONE: dict = {}  # read-only stand-in for a photo without predictions or decisions
 FIRST_PAGE = 5_000  # more than any screen shows
-PAGE = 20_000  # about 40 ms of the event loop each
+PAGE = 5_000  # about 25 ms of the event loop each (20,000 took 90 ms: a stall while scrolling)
 
 
 class Project(QObject):
@@ -89,6 +89,7 @@ class Project(QObject):
         store = self.store
         self._page_timer.stop()
         self.records, self.order, self.reviewed = {}, [], set()
+        self._unannounced: list[int] = []  # read from the store, not yet in the grid
         self.captions = store.captions()
         self.predictions = store.predictions()
         self.guesses = store.guessed_labels()
@@ -124,10 +125,14 @@ class Project(QObject):
         self._page_timer.stop()
 
     def _load_next_page(self) -> None:
+        """One page into the snapshot; the grid hears of them all at once when the last lands.
+        Announced page by page, each insertion restarted the grid's layout of every row, and a
+        million-photo re-open showed an empty grid until the last page (bench_gui)."""
         if self._next_page is None:
             return
-        ids = self._append_page(self._next_page, PAGE)
-        if ids:
+        self._unannounced += self._append_page(self._next_page, PAGE)
+        if self._next_page is None and self._unannounced:
+            ids, self._unannounced = self._unannounced, []
             self.images_added.emit(ids)
 
     def reload_labels(self) -> None:

@@ -198,3 +198,11 @@ def test_images_come_page_by_page_in_natural_order(sample_folder: Path) -> None:
             break
     assert [len(p) for p in pages] == [3, 3, 3, 1]
     assert sum(pages, []) == expected
+
+
+def test_file_rows_are_read_a_chunk_at_a_time_and_all_come(sample_folder) -> None:
+    """The rescan reads the known files by id in chunks (the lock is let go between them)."""
+    with ProjectStore(sample_folder) as store:
+        run_to_end(sync_folder(store))
+        whole = list(store.file_rows())
+        assert len(whole) == 4 and list(store.file_rows(chunk=1)) == whole == sorted(whole)
