@@ -113,7 +113,9 @@ class JobsController(QObject):
         project = self.window.project
         if project is None:
             return
-        if report.added or report.removed or report.changed or report.moved:
+        # a first open appended its batches in natural order as they landed: re-reading a million
+        # rows would put the grid back to its first page under the person's scrolling
+        if report.removed or report.changed or report.moved or (report.added and not report.appended_in_order):
             project.reload()
         self._message(f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing photos"
                       + (f", {len(report.problems)} unreadable" if report.problems else ""))

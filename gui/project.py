@@ -142,9 +142,10 @@ class Project(QObject):
     def add_images(self, relpaths: list[str]) -> list[int]:
         """A scan committed these new photos: append them to the snapshot instead of reloading it
         (a reload per batch made the first open of a big folder grow with the square of its size).
-        The next `reload` puts them in natural order. Photos the paged read has yet to reach are
-        left to it, so none is shown twice."""
-        fresh = [r for r in self.store.images_by_relpath(relpaths) if r.id not in self.records]
+        They keep the scan's order, which is the natural one. Photos the paged read has yet to
+        reach are left to it, so none is shown twice."""
+        found = {r.relpath: r for r in self.store.images_by_relpath(relpaths)}
+        fresh = [r for r in (found.get(rel) for rel in relpaths) if r is not None and r.id not in self.records]
         for record in fresh:
             self.records[record.id] = record
             self.order.append(record.id)

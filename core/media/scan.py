@@ -71,8 +71,9 @@ class ScanProblem:
 
 
 def walk_images(root: Path, problems: list[ScanProblem] | None = None) -> Iterator[FoundFile]:
-    """Yield image files under `root`: a folder's files in name order, then its sub-folders in
-    name order, so results are stable.
+    """Yield image files under `root` in natural order (`natural_key`: a folder's files and
+    sub-folders together, 2.jpg before 10.jpg), the order the store and the grid show; so a
+    first open appends its batches in their final places and needs no re-read of the snapshot.
 
     Symbolic links to files are followed, links to folders are not (which also rules out link
     loops); unreadable folders and dangling links are reported in `problems`, not raised.
@@ -86,18 +87,17 @@ def walk_images(root: Path, problems: list[ScanProblem] | None = None) -> Iterat
 def _walk_folder(folder: str, prefix: str, sink: list[ScanProblem]) -> Iterator[FoundFile]:
     try:
         with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=_entry_key)
     except OSError as exc:
         sink.append(ScanProblem(stored_name(str(exc.filename or folder))[0], exc.strerror or str(exc)))
         return
-    subfolders = []
     for entry in entries:
         name = entry.name
         if name.startswith("."):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                subfolders.append(entry)
+                yield from _walk_folder(entry.path, prefix + name + "/", sink)
                 continue
         except OSError:
             pass
@@ -112,8 +112,12 @@ def _walk_folder(folder: str, prefix: str, sink: list[ScanProblem]) -> Iterator[
             continue
         shown, raw = stored_name(prefix + name)
         yield FoundFile(shown, info.st_size, info.st_mtime_ns, raw)
-    for entry in subfolders:
-        yield from _walk_folder(entry.path, prefix + entry.name + "/", sink)
+
+
+def _entry_key(entry: os.DirEntry[str]) -> tuple[str, str]:
+    """One path part's place in `natural_key` (on the name as shown), ties broken by the name."""
+    shown = stored_name(entry.name)[0]
+    return _DIGITS.sub(_number, shown.casefold()), shown
 
 
 def file_digest(path: Path) -> str:

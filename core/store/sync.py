@@ -29,6 +29,9 @@ class SyncReport:
     unchanged: int = 0
     problems: list[ScanProblem] = field(default_factory=list)
     odd_names: list[str] = field(default_factory=list)  # added files whose names are not UTF-8, as shown
+    # every added file came after every known one, in natural order (a first open): a snapshot
+    # that appended the batches as they landed is already in order and need not be re-read
+    appended_in_order: bool = False
 
 
 def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[SyncReport]:
@@ -38,6 +41,7 @@ def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[S
     if not known:  # first open: nothing can have moved, so insert while the walk goes on
         yield from _insert_new(store, walk_images(store.folder, report.problems), report, cancel)
         yield from _hash_missing(store, report, {}, cancel)
+        report.appended_in_order = True
         return report
     # Each file found takes its row out of `known`, so what is left was not found; no list of
     # every file on disk is kept (a million of them cost hundreds of megabytes on a re-open).
