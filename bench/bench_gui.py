@@ -97,7 +97,7 @@ def child_open(folder: Path) -> dict[str, float]:
             break
         time.sleep(0.002)
     first_screen = time.perf_counter() - started
-    while window.jobs.queue.busy:
+    while window.project.loading or window.jobs.queue.busy:  # the rescan starts once the snapshot is read
         app.processEvents()
         time.sleep(0.002)
     synced = time.perf_counter() - started

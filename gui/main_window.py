@@ -247,7 +247,8 @@ class MainWindow(QMainWindow):
         self._enable_project_actions(True)
         self._on_reloaded()
         self.jobs.show_active_model()
-        self.jobs.rescan(select)
+        project = self.project
+        project.when_loaded(lambda: self.jobs.rescan(select) if self.project is project else None)
         return True
 
     def rescan(self) -> None:
