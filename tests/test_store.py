@@ -42,7 +42,9 @@ def test_rescan_finds_new_changed_removed_and_moved(sample_folder: Path) -> None
     shutil.copy(sample_folder / "astronaut.jpg", sample_folder / "sub" / "copy.jpg")
     (sample_folder / "coffee.jpg").rename(sample_folder / "sub" / "renamed.jpg")
     (sample_folder / "rocket.jpg").unlink()
+    shutil.copy(sample_folder / "chelsea.jpg", sample_folder / "astronaut.jpg")  # edited in place
     report = run_to_end(sync_folder(store))
+    assert report.changed == ["astronaut.jpg"]  # its old digest is read for it alone
     assert report.added == ["sub/copy.jpg"]
     assert report.moved == [("coffee.jpg", "sub/renamed.jpg")]
     assert report.removed == ["rocket.jpg"]

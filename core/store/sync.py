@@ -51,17 +51,17 @@ def sync_folder(store: ProjectStore, cancel: CancelToken | None = None) -> Job[S
         row = known.pop(item.relpath, None)
         if row is None:
             new.append(item)
-        elif row[2] == item.size and row[3] == item.mtime_ns and row[5] == 1:
+        elif row[2] == item.size and row[3] == item.mtime_ns and row[4] == 1:
             report.unchanged += 1
         else:
             changed.append((item, row))
-    vanished = {rel: row for rel, row in known.items() if row[5] == 1}
+    vanished = {rel: row for rel, row in known.items() if row[4] == 1}
     del known
     new = _apply_moves(store, new, vanished, report)
     yield from _insert_new(store, iter(new), report, cancel, total=len(new))
     store.mark_rescanned([(row[0], f) for f, row in changed], [row[0] for row in vanished.values()])
     report.removed = sorted(vanished)
-    old_digests = {row[0]: row[4] for _, row in changed}
+    old_digests = store.digests([row[0] for _, row in changed])
     yield from _hash_missing(store, report, old_digests, cancel)
     return report
 
@@ -87,8 +87,11 @@ def _insert_new(store: ProjectStore, files: Iterator[FoundFile], report: SyncRep
 
 def _apply_moves(store: ProjectStore, new: list[FoundFile], vanished: dict[str, tuple], report: SyncReport) -> list[FoundFile]:
     """Give a missing photo's record to a new file with the same content; return the rest."""
+    if not new or not vanished:
+        return new
     sizes = {row[2] for row in vanished.values()}
-    by_digest = {row[4]: rel for rel, row in vanished.items() if row[4]}
+    digests = store.digests([row[0] for row in vanished.values()])
+    by_digest = {digest: rel for rel, row in vanished.items() if (digest := digests.get(row[0]))}
     remaining, moves = [], []
     # hashed before any transaction: reading files must not hold the lock the app's reads wait on
     for item in new:
