@@ -116,7 +116,7 @@ def _report_import(args: argparse.Namespace, request: Any, outcome: Any) -> int:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     store = _open_store(args)
-    print(f"{len(store.images())} images in {store.folder} (project: {store.db_path})")
+    print(f"{store.count_images()} images in {store.folder} (project: {store.db_path})")
     return EXIT_PARTIAL if args.scan_problems else EXIT_OK
 
 

