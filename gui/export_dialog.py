@@ -81,7 +81,7 @@ class ExportDialog(QDialog):
         return column
 
     def fmt(self) -> str:
-        return str(self.format_buttons.checkedButton().property("key"))
+        return _checked_key(self.format_buttons)
 
     def _on_format(self) -> None:
         fmt = self.fmt()
@@ -100,10 +100,17 @@ class ExportDialog(QDialog):
             self.path.setText(chosen)
 
     def request(self) -> ExportRequest:
-        scope = str(self.scope_buttons.checkedButton().property("key"))
+        scope = _checked_key(self.scope_buttons)
         return ExportRequest(
             path=Path(self.path.text()).expanduser(), fmt=self.fmt(),
             image_ids=None if scope == "all" else list(self._scopes[scope]),
             label_ids=self.label_ids.isChecked(), probabilities=self.probabilities.isChecked(),
             overwrite_sidecars=self.overwrite.isChecked(),
         )
+
+
+def _checked_key(group: QButtonGroup) -> str:
+    """The "key" of a group's checked button (each group is built with one checked)."""
+    button = group.checkedButton()
+    assert button is not None, "a button group without a checked button"
+    return str(button.property("key"))

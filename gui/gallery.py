@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from gui.project import Project
@@ -204,12 +204,12 @@ class GalleryModel(QAbstractListModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
-        names.update({ImageIdRole: b"imageId", RelpathRole: b"relpath", CaptionRole: b"caption",
-                      HasCaptionRole: b"hasCaption", ReviewedRole: b"reviewed",
-                      PredictedLabelsRole: b"labels", ConfirmedLabelsRole: b"confirmed",
-                      UncertaintyRole: b"uncertainty", ThumbnailRole: b"thumbnail"})
+        ours = {ImageIdRole: b"imageId", RelpathRole: b"relpath", CaptionRole: b"caption",
+                HasCaptionRole: b"hasCaption", ReviewedRole: b"reviewed", PredictedLabelsRole: b"labels",
+                ConfirmedLabelsRole: b"confirmed", UncertaintyRole: b"uncertainty", ThumbnailRole: b"thumbnail"}
+        names.update({role: QByteArray(name) for role, name in ours.items()})
         return names
 
     # -- change notifications -------------------------------------------------------------

@@ -7,9 +7,10 @@ import dataclasses
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QWidget
 
 from core.errors import TaglineError
 from core.progress import Progress
@@ -60,7 +61,7 @@ class JobsHost(Protocol):
 
 class JobsController(QObject):
     def __init__(self, window: JobsHost) -> None:
-        super().__init__(window)
+        super().__init__(cast(QObject, window))
         self.window = window
         self.queue = JobQueue(self)
         self.queue.started.connect(self._on_started)
@@ -81,7 +82,7 @@ class JobsController(QObject):
             self.window.status.attach(handle, handle.name.capitalize())
 
     def _on_failed(self, name: str, error: BaseException) -> None:
-        errors.show_error(self.window, error, f"{name.capitalize()} failed")
+        errors.show_error(self._parent, error, f"{name.capitalize()} failed")
 
     def _message(self, text: str) -> None:
         self.window.statusBar().showMessage(text, 8000)
@@ -91,6 +92,11 @@ class JobsController(QObject):
 
     def stop_all(self) -> None:
         self.queue.wait(60_000)
+
+    @property
+    def _parent(self) -> QWidget:
+        """The window as the parent of dialogs and messages (the protocol is what jobs use of it)."""
+        return cast(QWidget, self.window)
 
     # -- jobs -----------------------------------------------------------------------------
     def rescan(self, select: Path | None) -> JobHandle | None:
@@ -119,7 +125,7 @@ class JobsController(QObject):
             project.reload()
         self._message(f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing photos"
                       + (f", {len(report.problems)} unreadable" if report.problems else ""))
-        errors.show_failures(self.window, "Scanning", [(p.path, p.reason) for p in report.problems])
+        errors.show_failures(self._parent, "Scanning", [(p.path, p.reason) for p in report.problems])
         if select is not None:
             project.finish_loading()
             image_id = project.store.image_ids_by_relpath().get(select.resolve().relative_to(project.folder).as_posix())
@@ -165,7 +171,7 @@ class JobsController(QObject):
         rate = report.captioned / report.seconds if report.seconds else 0.0
         self._message(f"Captioned {report.captioned} photos ({rate:.1f}/s), {report.kept} already had one, "
                       f"{len(report.failures)} skipped")
-        errors.show_failures(self.window, "Captioning", report.failures)
+        errors.show_failures(self._parent, "Captioning", report.failures)
         if self.window.project is not None:
             self.window.project.reload()
 
@@ -175,7 +181,7 @@ class JobsController(QObject):
             self.set_device(device_name(report.provider))
         self._message(f"Classified {report.classified} images ({rate:.1f}/s), {report.already_done} already done, "
                       f"{len(report.failures)} skipped")
-        errors.show_failures(self.window, "Classifying", report.failures)
+        errors.show_failures(self._parent, "Classifying", report.failures)
         if self.window.project is not None:
             self.window.project.reload_labels()
 
@@ -235,7 +241,7 @@ class JobsController(QObject):
             return None
         window.detail.save_caption()
         project.finish_loading()  # "all photos" means all, not the pages read so far
-        dialog = ExportDialog(project.folder, list(project.order), window.model.ids(), window.selected_ids(), window)
+        dialog = ExportDialog(project.folder, list(project.order), window.model.ids(), window.selected_ids(), self._parent)
         if not dialog.exec():
             return None
         return self.run_export(dialog.request())
@@ -261,7 +267,7 @@ class JobsController(QObject):
         self.window.status.set_device(device)
 
     # -- models ---------------------------------------------------------------------------
-    def model_versions(self) -> list[tuple[str, Path | None, float | None]]:
+    def model_versions(self) -> list[tuple[str, Path | None, tuple[str, float] | None]]:
         project = self.window.project
         folders: list[Path | None] = [None]
         if project is not None and project.models_dir().is_dir():
@@ -282,7 +288,7 @@ class JobsController(QObject):
         try:
             info = model_summary(active)
         except TaglineError as exc:
-            errors.show_error(self.window, exc, "The active model cannot be read; using the bundled one")
+            errors.show_error(self._parent, exc, "The active model cannot be read; using the bundled one")
             if project is not None:
                 project.set_active_model(None)
             active, info = None, model_summary(None)
@@ -311,4 +317,4 @@ class JobsController(QObject):
 
     def edit_labels(self) -> None:
         if self.window.project is not None:
-            LabelEditor(self.window.project, self.window).exec()
+            LabelEditor(self.window.project, self._parent).exec()

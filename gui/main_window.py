@@ -119,8 +119,8 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         self._action(edit, "&Labels…", self.jobs.edit_labels)
         go = bar.addMenu("&Review")
-        self._action(go, "&Next image", lambda: self.move(1), "J")
-        self._action(go, "&Previous image", lambda: self.move(-1), "K")
+        self._action(go, "&Next image", lambda: self.step_selection(1), "J")
+        self._action(go, "&Previous image", lambda: self.step_selection(-1), "K")
         self._action(go, "Next &unreviewed", self.next_unreviewed, "U")
         self._action(go, "Next to &label (model least sure)", self.next_to_label, "N")
         self._action(go, "&Accept labels and next", self.accept_and_next, "Space")
@@ -309,7 +309,8 @@ class MainWindow(QMainWindow):
         if row is not None:
             self.select_row(row)
 
-    def move(self, step: int) -> None:
+    def step_selection(self, step: int) -> None:
+        """The next (1) or previous (-1) photo; named so it does not hide QWidget.move."""
         current = self.view.currentIndex()
         self.select_row((current.row() + step) if current.isValid() else 0)
 
@@ -342,7 +343,7 @@ class MainWindow(QMainWindow):
         if self.project is not None and self.selected_ids():
             self.detail.save_caption()
             review.accept_predictions(self.project, self.selected_ids()[:1])
-            self.move(1)
+            self.step_selection(1)
 
     def toggle_label(self, name: str) -> None:
         if self.project is not None:

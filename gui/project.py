@@ -71,7 +71,7 @@ class Project(QObject):
         self._page_timer.setSingleShot(True)
         self._page_timer.setInterval(0)
         self._page_timer.timeout.connect(self._load_next_page)
-        self._when_loaded: list[Callable[[], None]] = []
+        self._when_loaded: list[Callable[[], object]] = []
         self.captions: dict[int, tuple[str, str]] = {}
         self.predictions: dict[int, dict[str, tuple[float, bool]]] = {}
         self.guesses: dict[int, set[str]] = {}  # labels given only as the model's best guess
@@ -143,7 +143,7 @@ class Project(QObject):
             for callback in waiting:
                 callback()
 
-    def when_loaded(self, callback: Callable[[], None]) -> None:
+    def when_loaded(self, callback: Callable[[], object]) -> None:
         """Call `callback` once the whole snapshot is read (now, if it is). The rescan waits for
         it: both at once fought for the interpreter, and each page took 80 ms instead of 20."""
         if self._next_page is None:

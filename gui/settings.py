@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings
 
@@ -43,7 +44,7 @@ def load_settings(store: QSettings | None = None) -> Settings:
     """Unknown or mistyped values fall back to defaults rather than breaking startup."""
     store = store or qsettings()
     defaults = Settings()
-    values = {}
+    values: dict[str, Any] = {}
     for item in fields(Settings):
         default = getattr(defaults, item.name)
         raw = store.value(f"settings/{item.name}", default)
@@ -51,7 +52,7 @@ def load_settings(store: QSettings | None = None) -> Settings:
             if isinstance(default, bool):
                 values[item.name] = raw if isinstance(raw, bool) else str(raw).lower() == "true"
             elif isinstance(default, int):
-                values[item.name] = int(raw)
+                values[item.name] = int(str(raw))
             elif isinstance(default, list):
                 values[item.name] = [str(x) for x in (raw if isinstance(raw, list) else [raw] if raw else [])]
             else:

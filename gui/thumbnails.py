@@ -157,7 +157,7 @@ class ThumbnailLoader(QObject):
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_name(f".{cached.name}.{threading.get_ident()}")
-            if image.save(str(tmp), "JPEG", 85):
+            if image.save(str(tmp), "JPEG", 85):  # type: ignore[call-overload]  # the stub says bytes; PySide6 takes only str
                 os.replace(tmp, cached)
         except OSError:
             pass  # a read-only or full cache disk only costs speed
