@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,11 +16,14 @@ from core.learn.caption_words import bag_of_words, name_mentions
 from core.learn.fusion_head import create_head
 from core.learn.metrics import decide
 from core.models.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
+from core.models.head_graph import HeadGraph, export_head_graph, head_graph_path
 from core.models.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
 from core.models.registry import image_spec, text_spec
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ImageRecord, ProjectStore
 from core.store.decisions import FALLBACK
+
+log = logging.getLogger(__name__)
 
 
 class Classifier:
@@ -33,8 +37,34 @@ class Classifier:
         self.info: ClassifierInfo = read_info(self.folder)
         if top1_fallback is not None:
             self.info.top1_fallback = top1_fallback
+        self._graph: HeadGraph | None = None
+        self._heads: list[Any] | None = None
+        weights_file = self.folder / Path(self.info.weights).name
+        graph = head_graph_path(weights_file, self.folder / "model.json") if weights_file.is_file() else None
+        if graph is not None and graph.is_file():
+            try:
+                self._graph = HeadGraph(graph)
+                return
+            except Exception as exc:  # a damaged cache only costs the export again
+                log.warning("the cached head graph %s cannot be read (%s); exporting it again", graph, exc)
+        self._heads = self._load_heads()
+        if graph is not None:
+            try:
+                config = head_config(self.info, 0)
+                export_head_graph(self._heads, config.image_dim, config.text_dim, graph)
+            except Exception as exc:  # torch heads still work; the next run tries again
+                log.warning("the heads could not be exported to %s (%s); classifying with torch", graph, exc)
+
+    @property
+    def heads(self) -> list[Any]:
+        """The ensemble's torch modules (training and evaluation use them; built on first use)."""
+        if self._heads is None:
+            self._heads = self._load_heads()
+        return self._heads
+
+    def _load_heads(self) -> list[Any]:
         weights = load_head_weights(self.folder, self.info)
-        self.heads: list[Any] = []
+        heads: list[Any] = []
         for member in range(self.info.ensemble):
             head = create_head(head_config(self.info, member))
             prefix = f"m{member}."
@@ -45,7 +75,15 @@ class Classifier:
                                  f"{self.info.ensemble}): {str(exc).splitlines()[0]}") from exc
             if self.info.members:
                 head.ensemble_weight = float(self.info.members[member]["weight"])
-            self.heads.append(head.eval())
+            heads.append(head.eval())
+        return heads
+
+    def _predict_heads(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
+        if self._graph is not None:
+            return self._graph.predict(image, text, has_caption)
+        from core.learn.training import predict_heads
+
+        return predict_heads(self.heads, image, text, has_caption)
 
     @property
     def version(self) -> str:
@@ -65,19 +103,17 @@ class Classifier:
         """Probabilities per label; `captions` (raw text) feed the caption-words part. Rows
         marked `generated` (a captioner wrote the caption) blend the fused prediction with the
         photo alone, by the weight chosen on validation, when the model has one."""
-        from core.learn.training import predict_heads
-
         texts = captions if captions is not None else [None] * len(image)
         if self.info.name_mentions:  # right after the sentence embedding, as trained
             text = np.concatenate([text, name_mentions(texts, self.info.labels)], axis=1)
         if self.info.vocabulary:
             bag = bag_of_words(texts, self.info.vocabulary)
             text = np.concatenate([text, bag], axis=1)
-        probabilities = predict_heads(self.heads, image, text, has_caption)
+        probabilities = self._predict_heads(image, text, has_caption)
         rows = np.asarray(generated, bool) if generated is not None else np.zeros(len(image), bool)
         if self.info.generated_captions and rows.any():
             weight = float(self.info.generated_captions["weight"])
-            alone = predict_heads(self.heads, image[rows], np.zeros_like(text[rows]), np.zeros(int(rows.sum()), np.float32))
+            alone = self._predict_heads(image[rows], np.zeros_like(text[rows]), np.zeros(int(rows.sum()), np.float32))
             probabilities[rows] = weight * probabilities[rows] + (1 - weight) * alone
         return probabilities
 
