@@ -47,12 +47,12 @@ def load_settings(store: QSettings | None = None) -> Settings:
     values: dict[str, Any] = {}
     for item in fields(Settings):
         default = getattr(defaults, item.name)
-        raw = store.value(f"settings/{item.name}", default)
+        raw: Any = store.value(f"settings/{item.name}", default)
         try:
             if isinstance(default, bool):
                 values[item.name] = raw if isinstance(raw, bool) else str(raw).lower() == "true"
             elif isinstance(default, int):
-                values[item.name] = int(str(raw))
+                values[item.name] = int(raw)
             elif isinstance(default, list):
                 values[item.name] = [str(x) for x in (raw if isinstance(raw, list) else [raw] if raw else [])]
             else:

@@ -64,15 +64,18 @@ def export_encoders(destination: Path) -> list[Path]:
     return written
 
 
-def _export(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str], dynamic: dict[str, dict[int, str]]) -> None:
+def export_onnx(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str], dynamic: dict[str, dict[int, str]],
+                output: str = "embedding") -> None:
+    """Export `module` to `path` (batch axis dynamic on the inputs named in `dynamic` and on the
+    one output), written beside and renamed, so a killed export never leaves half a graph."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), writing_beside(path) as tmp:
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(), args, str(tmp), input_names=inputs, output_names=["embedding"],
-            dynamic_axes={**dynamic, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
+            module.eval(), args, str(tmp), input_names=inputs, output_names=[output],
+            dynamic_axes={**dynamic, output: {0: "batch"}}, opset_version=17, dynamo=False,
         )
         os.replace(tmp, path)  # atomic: a killed export never leaves a half graph behind
 
@@ -86,7 +89,7 @@ def image_onnx_path(spec: ImageEncoderSpec) -> Path:
 
         log.info("exporting %s to %s", spec.key, path)
         dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
-        _export(PooledFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
+        export_onnx(PooledFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
     return path
 
 
@@ -104,7 +107,7 @@ def region_onnx_path(spec: ImageEncoderSpec) -> Path:
 
         log.info("exporting %s to %s", region_key(spec), path)
         dummy = torch.zeros(1, 3, spec.input_size, spec.input_size)
-        _export(RegionFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
+        export_onnx(RegionFeatures.create(spec), (dummy,), path, ["pixels"], {"pixels": {0: "batch"}})
     return path
 
 
@@ -116,7 +119,7 @@ def text_onnx_path(spec: TextEncoderSpec) -> Path:
         from core.models.torch_encoders import create_text_module
 
         ids = torch.ones(2, 8, dtype=torch.int64)
-        _export(
+        export_onnx(
             create_text_module(spec), (ids, torch.ones_like(ids)), path,
             ["input_ids", "attention_mask"],
             {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},

@@ -9,18 +9,13 @@ keyed by the weights file's content; later runs read that graph with onnxruntime
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.formats.temp_files import writing_beside
+from core.models.encoders import export_onnx
 from core.models.registry import cache_dir
-
-log = logging.getLogger(__name__)
 
 
 def head_graph_path(weights: Path, info: Path) -> Path:
@@ -50,16 +45,8 @@ def export_head_graph(heads: list[Any], image_dim: int, text_dim: int, path: Pat
             return (stacked * self.get_buffer("weights")).sum(0)
 
     dummy = (torch.zeros(2, image_dim), torch.zeros(2, text_dim), torch.ones(2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings(), writing_beside(path) as tmp:
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Ensemble().eval(), dummy, str(tmp), input_names=["image", "text", "has_caption"],
-            output_names=["probabilities"], opset_version=17, dynamo=False,
-            dynamic_axes={"image": {0: "batch"}, "text": {0: "batch"}, "has_caption": {0: "batch"},
-                          "probabilities": {0: "batch"}},
-        )
-        os.replace(tmp, path)  # atomic: a killed export never leaves a half graph behind
+    export_onnx(Ensemble(), dummy, path, ["image", "text", "has_caption"],
+                {"image": {0: "batch"}, "text": {0: "batch"}, "has_caption": {0: "batch"}}, output="probabilities")
 
 
 class HeadGraph:
@@ -71,7 +58,6 @@ class HeadGraph:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the GPU build warns that CUDA is missing; the CPU is meant
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.path = path
 
     def predict(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
         feeds = {"image": np.ascontiguousarray(image, np.float32), "text": np.ascontiguousarray(text, np.float32),
