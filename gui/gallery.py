@@ -131,8 +131,8 @@ class GalleryModel(QAbstractListModel):
             ids = [i for i in ids if (i in predictions or i in confirmations) and project.has_label(i, f.label)]
         if f.text:
             needle = f.text.casefold()
-            captions, records = project.captions, project.records
-            ids = [i for i in ids if needle in records[i].relpath.casefold()
+            captions, relpath = project.captions, project.records.relpath
+            ids = [i for i in ids if needle in relpath(i).casefold()
                    or (i in captions and needle in captions[i][0].casefold())]
         if f.reviewed is not None:
             ids = [i for i in ids if (i in project.reviewed) == f.reviewed]
@@ -162,7 +162,7 @@ class GalleryModel(QAbstractListModel):
         if self.project is None or not index.isValid():
             return
         record = self.project.records[self._ids[index.row()]]
-        self.loader.request(record.id, self.project.store.image_path(record), f"{record.size}:{record.mtime_ns}")
+        self.loader.request(record.id, self.project.store.image_path(record), record.stamp)
 
     # -- Qt model API ---------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:
@@ -174,17 +174,17 @@ class GalleryModel(QAbstractListModel):
         image_id = self._ids[index.row()]
         project = self.project
         if role == Qt.ItemDataRole.DisplayRole:
-            return project.records[image_id].relpath.rsplit("/", 1)[-1]
+            return project.records.relpath(image_id).rsplit("/", 1)[-1]
         if role in (ThumbnailRole, Qt.ItemDataRole.DecorationRole):
             return self.loader.get(image_id)
         if role == Qt.ItemDataRole.ToolTipRole:
             caption = project.captions.get(image_id, ("", ""))[0]
             labels = ", ".join(project.effective_labels(image_id))
-            return "\n".join(x for x in (project.records[image_id].relpath, caption, labels) if x)
+            return "\n".join(x for x in (project.records.relpath(image_id), caption, labels) if x)
         if role == ImageIdRole:
             return image_id
         if role == RelpathRole:
-            return project.records[image_id].relpath
+            return project.records.relpath(image_id)
         if role == CaptionRole:
             return project.captions.get(image_id, ("", ""))[0]
         if role == HasCaptionRole:

@@ -15,8 +15,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
-from core.store.database import ImageRecord, Label, ProjectStore
+from core.store.database import Label, ProjectStore
 from core.store.decisions import has_label, is_predicted, photo_labels
+from core.store.snapshot import ImageColumns
 from core.tagging.suggest import photo_uncertainty
 
 
@@ -61,8 +62,7 @@ class Project(QObject):
         self.store = store
         self.undo_stack = QUndoStack(self)
         self.threshold: float | None = None  # None: the model's own decisions
-        self.records: dict[int, ImageRecord] = {}
-        self.order: list[int] = []
+        self.records = ImageColumns()  # the present photos, by id
         # The snapshot is read page by page in natural order: the first page at once, the rest
         # from the event loop, so a million-photo project shows its first screen in well under
         # a second and scrolling never waits on more than one page.
@@ -76,10 +76,18 @@ class Project(QObject):
         self.predictions: dict[int, dict[str, tuple[float, bool]]] = {}
         self.guesses: dict[int, set[str]] = {}  # labels given only as the model's best guess
         self.confirmations: dict[int, dict[str, bool]] = {}
-        self.reviewed: set[int] = set()
         self.labels: list[Label] = []
         self.model_thresholds: dict[str, float] = {}  # the active model's, by label; missing: 0.5
         self.reload()
+
+    @property
+    def order(self) -> list[int]:
+        """The snapshot's photos in the grid's order (natural order, then photos a scan added)."""
+        return self.records.ids
+
+    @property
+    def reviewed(self) -> set[int]:
+        return self.records.reviewed
 
     @property
     def folder(self) -> Path:
@@ -92,7 +100,7 @@ class Project(QObject):
     def reload(self) -> None:
         store = self.store
         self._page_timer.stop()
-        self.records, self.order, self.reviewed = {}, [], set()
+        self.records = ImageColumns()
         self._unannounced: list[int] = []  # read from the store, not yet in the grid
         self.captions = store.captions()
         self.predictions = store.predictions()
@@ -108,19 +116,14 @@ class Project(QObject):
         return self._next_page is not None
 
     def _append_page(self, after: tuple[str, int] | None, limit: int) -> list[int]:
-        page, self._next_page = self.store.images_page(after, limit)
-        fresh = [r for r in page if r.id not in self.records]  # a scan may have added some already
-        for record in fresh:
-            self.records[record.id] = record
-            self.order.append(record.id)
-            if record.reviewed_at is not None:
-                self.reviewed.add(record.id)
+        page, self._next_page = self.store.shown_page(after, limit)
+        fresh = self.records.extend(page)  # a scan may have added some already
         # The snapshot's long-lived objects would otherwise be walked by every full garbage
         # collection: about 35 ms on 100,000 photos, landing at random, say while scrolling.
         gc.freeze()
         if self._next_page is not None:
             self._page_timer.start()
-        return [r.id for r in fresh]
+        return fresh
 
     def finish_loading(self) -> None:
         """Read the rest of the snapshot now (before an action that needs every photo)."""
@@ -160,14 +163,8 @@ class Project(QObject):
         (a reload per batch made the first open of a big folder grow with the square of its size).
         They keep the scan's order, which is the natural one. Photos the paged read has yet to
         reach are left to it, so none is shown twice."""
-        found = {r.relpath: r for r in self.store.images_by_relpath(relpaths)}
-        fresh = [r for r in (found.get(rel) for rel in relpaths) if r is not None and r.id not in self.records]
-        for record in fresh:
-            self.records[record.id] = record
-            self.order.append(record.id)
-            if record.reviewed_at is not None:
-                self.reviewed.add(record.id)
-        ids = [r.id for r in fresh]
+        found = {row[1]: row for row in self.store.shown_by_relpath(relpaths)}
+        ids = self.records.extend([row for row in (found.get(rel) for rel in relpaths) if row is not None])
         if ids:
             self.images_added.emit(ids)
         return ids

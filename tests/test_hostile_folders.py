@@ -139,9 +139,9 @@ def test_a_first_version_store_is_migrated_and_keeps_its_work(sample_folder: Pat
         assert all(r.raw_path is None for r in store.images())
         # version 3 keeps the natural order: the migration fills it for the rows already there
         assert store.query("SELECT COUNT(*) FROM images WHERE sort_key IS NULL")[0][0] == 0
-        page, after = store.images_page(None, 3)
-        assert [r.relpath for r in page] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"] and after is not None
-        assert [r.relpath for r in store.images_page(after, 3)[0]] == ["rocket.jpg"]
+        page, after = store.shown_page(None, 3)
+        assert [r[1] for r in page] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"] and after is not None
+        assert [r[1] for r in store.shown_page(after, 3)[0]] == ["rocket.jpg"]
 
 
 def test_a_renamed_column_or_damaged_file_is_a_clear_error(sample_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ import pytest
 from core.errors import StoreError
 from core.progress import run_to_end
 from core.store.database import ProjectStore
+from core.store.snapshot import ImageColumns
 from core.store.sync import sync_folder
 
 
@@ -194,8 +195,8 @@ def test_images_come_page_by_page_in_natural_order(sample_folder: Path) -> None:
     assert [r.relpath for r in store.images()] == expected
     pages, after = [], None
     while True:
-        page, after = store.images_page(after, 3)
-        pages.append([r.relpath for r in page])
+        page, after = store.shown_page(after, 3)
+        pages.append([r[1] for r in page])
         if after is None:
             break
     assert [len(p) for p in pages] == [3, 3, 3, 1]
@@ -208,3 +209,26 @@ def test_file_rows_are_read_a_chunk_at_a_time_and_all_come(sample_folder) -> Non
         run_to_end(sync_folder(store))
         whole = list(store.file_rows())
         assert len(whole) == 4 and list(store.file_rows(chunk=1)) == whole == sorted(whole)
+
+
+def test_a_snapshot_holds_the_shown_columns_and_builds_one_record_when_asked(sample_folder: Path) -> None:
+    (sample_folder / "sub").mkdir()
+    shutil.copy(sample_folder / "chelsea.jpg", sample_folder / "sub" / "2.jpg")
+    store = open_synced(sample_folder)
+    ids = store.image_ids_by_relpath()
+    store.set_reviewed([ids["coffee.jpg"]])
+    columns = ImageColumns()
+    first, after = store.shown_page(None, 3)
+    assert columns.extend(first) == [ids["astronaut.jpg"], ids["chelsea.jpg"], ids["coffee.jpg"]]
+    rest, after = store.shown_page(after, 3)
+    assert after is None
+    assert columns.extend(first + rest) == [ids["rocket.jpg"], ids["sub/2.jpg"]]  # known rows are not appended twice
+    assert len(columns) == 5 and columns.ids == [r.id for r in store.images()]
+    assert columns.reviewed == {ids["coffee.jpg"]}
+    record = {r.relpath: r for r in store.images()}["sub/2.jpg"]
+    shown = columns[record.id]
+    assert (shown.relpath, shown.size, shown.mtime_ns, shown.raw_path) == ("sub/2.jpg", record.size, record.mtime_ns, None)
+    assert shown.stamp == f"{record.size}:{record.mtime_ns}"
+    assert store.image_path(shown) == sample_folder / "sub" / "2.jpg"
+    assert columns.relpaths([ids["rocket.jpg"], ids["astronaut.jpg"]]) == ["rocket.jpg", "astronaut.jpg"]
+    assert ids["rocket.jpg"] in columns and -1 not in columns
