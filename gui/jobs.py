@@ -20,8 +20,8 @@ __all__ = ["ExportOutcome", "ExportRequest", "caption_job", "classify_job", "dev
            "train_job"]
 
 
-def sync_job(store: ProjectStore, cancel: CancelToken) -> Generator[Progress, None, Any]:
-    return (yield from scan_job(store, cancel))
+def sync_job(store: ProjectStore, cancel: CancelToken, trust_folders: bool = False) -> Generator[Progress, None, Any]:
+    return (yield from scan_job(store, cancel, trust_folders))
 
 
 def classify_job(store: ProjectStore, model_dir: Path | None, batch_size: int, prefer_gpu: bool,

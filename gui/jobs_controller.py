@@ -69,6 +69,7 @@ class JobsController(QObject):
         self.decided_since_training = 0  # photos newly confirmed since the last training started
         self.training_running = False
         self._ladder_step = ""  # what cross-validation is doing, for the training view's title
+        self._problems_shown: set[str] = set()  # unreadable paths the last scan listed
         window.training.train_requested.connect(self.train)
         window.training.activate_requested.connect(self.activate_model)
 
@@ -99,13 +100,29 @@ class JobsController(QObject):
         return cast(QWidget, self.window)
 
     # -- jobs -----------------------------------------------------------------------------
-    def rescan(self, select: Path | None) -> JobHandle | None:
+    def rescan(self, select: Path | None, trust_folders: bool = False) -> JobHandle | None:
+        """Bring the project in line with its folder. Opening a folder trusts the folders whose
+        time has not moved (a million photos re-opened in seconds, not half a minute), then
+        checks every file in the background for photos rewritten in place (`check_files`)."""
         project = self.window.project
         if project is None:
             return None
-        handle = self._submit("scanning", partial(sync_job, project.store))
+        handle = self._submit("scanning", partial(sync_job, project.store, trust_folders=trust_folders))
         handle.progress.connect(self._on_sync_progress)
         handle.succeeded.connect(lambda report: self._on_synced(report, select))
+        return handle
+
+    def check_files(self) -> JobHandle | None:
+        """The whole rescan, in the background: it gives way to any job the person starts and
+        runs again after it."""
+        project = self.window.project
+        if project is None:
+            return None
+        handle = self.queue.submit("checking files", partial(sync_job, project.store), background=True)
+        handle.failed.connect(partial(self._on_failed, "checking files"))
+        handle.progress.connect(self._on_sync_progress)
+        handle.succeeded.connect(lambda report: self._on_synced(report, None, "Checked every file: "))
+        handle.cancelled.connect(lambda: self.check_files() if handle.preempted and self.window.project is project else None)
         return handle
 
     def _on_sync_progress(self, step: Progress) -> None:
@@ -115,7 +132,7 @@ class JobsController(QObject):
             return
         project.add_images(list(step.extra["added"]))
 
-    def _on_synced(self, report: Any, select: Path | None) -> None:
+    def _on_synced(self, report: Any, select: Path | None, said: str = "") -> None:
         project = self.window.project
         if project is None:
             return
@@ -123,14 +140,19 @@ class JobsController(QObject):
         # rows would put the grid back to its first page under the person's scrolling
         if report.removed or report.changed or report.moved or (report.added and not report.appended_in_order):
             project.reload()
-        self._message(f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing photos"
+        self._message(said + f"{len(report.added)} new, {len(report.changed)} changed, {len(report.removed)} missing photos"
                       + (f", {len(report.problems)} unreadable" if report.problems else ""))
-        errors.show_failures(self._parent, "Scanning", [(p.path, p.reason) for p in report.problems])
+        # the background check finds again what the scan before it listed: only new ones are shown
+        fresh = [(p.path, p.reason) for p in report.problems if not said or p.path not in self._problems_shown]
+        self._problems_shown = {p.path for p in report.problems}
+        errors.show_failures(self._parent, "Scanning", fresh)
         if select is not None:
             project.finish_loading()
             image_id = project.store.image_ids_by_relpath().get(select.resolve().relative_to(project.folder).as_posix())
             if image_id is not None:
                 self.window.select_image(image_id)
+        if report.trusted_folders:
+            self.check_files()
 
     def classify(self, redo: bool = False) -> JobHandle | None:
         project = self.window.project

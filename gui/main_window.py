@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
         self._on_reloaded()
         self.jobs.show_active_model()
         project = self.project
-        project.when_loaded(lambda: self.jobs.rescan(select) if self.project is project else None)
+        project.when_loaded(lambda: self.jobs.rescan(select, trust_folders=True) if self.project is project else None)
         return True
 
     def rescan(self) -> None:

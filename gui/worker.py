@@ -44,6 +44,8 @@ class JobHandle(QObject):
         self.factory = factory
         self.token = CancelToken()
         self.outcome: str | None = None  # "succeeded", "failed" or "cancelled" once done
+        self.background = False  # gives way to any other job (`JobQueue.submit`)
+        self.preempted = False  # cancelled to give way, not by the person: its owner may submit it again
 
     def cancel(self) -> None:
         """Safe from any thread; the job stops at its next progress step."""
@@ -105,11 +107,23 @@ class JobQueue(QObject):
     def busy(self) -> bool:
         return self._thread is not None or bool(self._waiting) or self._start_pending
 
-    def submit(self, name: str, factory: JobFactory) -> JobHandle:
+    def submit(self, name: str, factory: JobFactory, background: bool = False) -> JobHandle:
         """Queue a job; connect to the handle's signals right away (nothing arrives before
-        control returns to the event loop)."""
+        control returns to the event loop).
+
+        A `background` job (a check nobody waits for) gives way: any other job goes ahead of it
+        in the queue, and cancels it if it is running, marking it `preempted`."""
         handle = JobHandle(name, factory, self)
-        self._waiting.append(handle)
+        handle.background = background
+        if background:
+            self._waiting.append(handle)
+        else:
+            at = next((i for i, queued in enumerate(self._waiting) if queued.background), len(self._waiting))
+            self._waiting.insert(at, handle)
+            current = self.current
+            if current is not None and current.background and not current.token.cancelled:
+                current.preempted = True
+                current.cancel()
         if self._thread is None and not self._start_pending:
             # Start from the event loop, so a caller connects its slots before the thread can
             # emit anything (a queued signal emitted before a connection is never delivered).

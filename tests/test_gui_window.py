@@ -242,3 +242,31 @@ def test_a_reopen_shows_the_first_page_at_once_and_reads_the_rest_page_by_page(q
     project.finish_loading()  # what export and a dropped photo's selection call: every photo, at once
     assert project.order == expected and not project.loading
     qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=30_000)
+
+
+def test_a_reopen_trusts_unmoved_folders_then_checks_every_file_in_the_background(qtbot, window, sample_folder):
+    """Opening lists again only folders whose time moved (seconds for a million photos); the
+    whole check that follows finds a photo rewritten in place and gives way to the person's jobs."""
+    import os
+    import time
+
+    from core.store.database import ProjectStore
+
+    with ProjectStore(sample_folder) as store:
+        run_to_end(sync_folder(store))
+        before = {r.relpath: r.digest for r in store.images()}
+    (sample_folder / "chelsea.jpg").write_bytes((sample_folder / "rocket.jpg").read_bytes())
+    hour_ago = time.time() - 3600
+    os.utime(sample_folder, (hour_ago, hour_ago))
+    with ProjectStore(sample_folder) as store:
+        store.save_folder_stamps({b"": os.stat(sample_folder).st_mtime_ns}, replace=True)
+    started: list[str] = []
+    window.jobs.queue.started.connect(lambda handle: started.append(handle.name))
+    messages: list[str] = []
+    window.statusBar().messageChanged.connect(messages.append)
+    window.open_folder(sample_folder)
+    wait_open(qtbot, window)
+    assert started == ["scanning", "checking files"]
+    assert any(m.startswith("Checked every file: 0 new, 1 changed") for m in messages)
+    after = {r.relpath: r.digest for r in window.project.store.images()}
+    assert after["chelsea.jpg"] == before["rocket.jpg"] != before["chelsea.jpg"]

@@ -101,3 +101,29 @@ def test_eta_format(seconds):
     meter.update(Progress("classify", 0, 100), now=0.0)
     rate, eta = meter.update(Progress("classify", 10, 100), now=2.0)
     assert rate == pytest.approx(5.0) and eta == pytest.approx(18.0)
+
+
+def test_a_background_job_gives_way_to_any_other(qtbot):
+    from gui.worker import JobQueue
+
+    queue = JobQueue()
+    check = queue.submit("check", lambda token: counting_job(1000, token, delay=0.01), background=True)
+    later_check = queue.submit("later check", lambda token: counting_job(1, token), background=True)
+    check_events = record(check)
+    with qtbot.waitSignal(check.progress, timeout=10_000):
+        pass
+    person = queue.submit("person", lambda token: counting_job(2, token))  # goes ahead of the waiting check
+    order: list[str] = []
+    person.finished.connect(lambda: order.append("person"))
+    later_check.finished.connect(lambda: order.append("later check"))
+    qtbot.waitUntil(lambda: not queue.busy, timeout=10_000)
+    assert check.outcome == "cancelled" and check.preempted
+    assert check_events[-2:] == [("cancelled",), ("finished",)]
+    assert order == ["person", "later check"]
+    assert person.outcome == "succeeded" and not person.preempted
+    cancelled_by_hand = queue.submit("check", lambda token: counting_job(1000, token, delay=0.01), background=True)
+    with qtbot.waitSignal(cancelled_by_hand.progress, timeout=10_000):
+        pass
+    queue.cancel_all()
+    qtbot.waitUntil(lambda: not queue.busy, timeout=10_000)
+    assert cancelled_by_hand.outcome == "cancelled" and not cancelled_by_hand.preempted

@@ -23,9 +23,10 @@ def open_project(folder: Path | str, store_path: Path | str | None = None) -> Pr
     return ProjectStore(folder, Path(store_path) if store_path else None)
 
 
-def scan_job(store: ProjectStore, cancel: CancelToken | None = None) -> Job[SyncReport]:
-    """Bring the project in line with the folder (new, changed, missing, moved photos)."""
-    return (yield from sync_folder(store, cancel))
+def scan_job(store: ProjectStore, cancel: CancelToken | None = None, trust_folders: bool = False) -> Job[SyncReport]:
+    """Bring the project in line with the folder (new, changed, missing, moved photos);
+    `trust_folders` lists again only folders whose time moved (`core.store.sync`)."""
+    return (yield from sync_folder(store, cancel, trust_folders))
 
 
 def scan_notes(report: SyncReport) -> Notes:

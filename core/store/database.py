@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import StoreError, write_failure_message
-from core.media.scan import PROJECT_DIRNAME, FoundFile, disk_relpath, sort_key
+from core.media.scan import PROJECT_DIRNAME, FolderStamps, FoundFile, disk_relpath, sort_key, stored_name
 from core.store.snapshot import SHOWN_COLUMNS, ShownImage, ShownRow
 
-SCHEMA_VERSION = 3  # PRAGMA user_version; stores of version 1 kept it in meta only
+SCHEMA_VERSION = 4  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
     # the natural order (2.jpg before 10.jpg) kept and indexed, so a snapshot is read in order, page by page
     3: ("ALTER TABLE images ADD COLUMN sort_key TEXT", "UPDATE images SET sort_key = tagline_sort_key(relpath)"),
+    4: (),  # the folders table (created by _SCHEMA): a rescan trusts folders whose time has not moved
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
 IN_CHUNK = 900  # values per `IN (...)` query: under the 999 host parameters of older SQLite builds
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS embeddings(
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     encoder TEXT NOT NULL, source_key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY(image_id, encoder));
+CREATE TABLE IF NOT EXISTS folders(path BLOB PRIMARY KEY, mtime_ns INTEGER);
 """
 
 
@@ -365,6 +367,32 @@ class ProjectStore:
                                  "WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)):
             yield from rows
             after = rows[-1][0]
+
+    def file_rows_in(self, folder: bytes, recursive: bool = False) -> list[tuple[int, str, int, int, int]]:
+        """`file_rows` of the files in one folder (relative, as bytes; b"" the root), and with
+        `recursive` of those in its sub-folders too: read along the names' index."""
+        prefix = stored_name(os.fsdecode(folder))[0] + "/" if folder else ""
+        where, params = [], list[object]()
+        if prefix:  # every name under "a/b/" sorts from "a/b/" up to (not including) "a/b0"
+            where.append("relpath >= ? AND relpath < ?")
+            params += [prefix, prefix[:-1] + "0"]
+        if not recursive:
+            where.append("instr(substr(relpath, ?), '/') = 0")
+            params.append(len(prefix) + 1)
+        return self.query("SELECT id, relpath, size, mtime_ns, present FROM images"
+                          + (" WHERE " + " AND ".join(where) if where else ""), params)
+
+    def folder_stamps(self) -> FolderStamps:
+        """Each folder the last finished scan listed, with its time then (None: list it again)."""
+        return {bytes(path): mtime for path, mtime in self.query("SELECT path, mtime_ns FROM folders")}
+
+    def save_folder_stamps(self, stamps: FolderStamps, gone: Sequence[bytes] = (), replace: bool = False) -> None:
+        """Keep the times of the folders a scan listed (all of them with `replace`: a whole walk)."""
+        with self.transaction() as cur:
+            if replace:
+                cur.execute("DELETE FROM folders")
+            cur.executemany("DELETE FROM folders WHERE path=?", [(path,) for path in gone])
+            cur.executemany("INSERT OR REPLACE INTO folders(path, mtime_ns) VALUES(?, ?)", list(stamps.items()))
 
     def digests(self, image_ids: Sequence[int]) -> dict[int, str | None]:
         """The content hash of each of these images (None: not hashed yet)."""
