@@ -102,11 +102,20 @@ def child_open(folder: Path) -> dict[str, float]:
     def scanned() -> bool:
         return any(h.name == "scanning" and h.outcome for h in handles)
 
+    def only_background_left() -> bool:
+        current = window.jobs.queue.current
+        return current.background if current is not None else not window.jobs.queue.busy
+
     while window.project.loading or not scanned():  # the rescan starts once the snapshot is read
         app.processEvents()
         time.sleep(0.002)
     synced = time.perf_counter() - started
-    checking = window.jobs.queue.busy  # a re-open's whole check of every file, in the background
+    while not only_background_left():  # the scan's last signals handled
+        app.processEvents()
+        time.sleep(0.002)
+    # a re-open's whole check of every file runs on in the background (a child process): the
+    # scrolling below is what a person scrolling meanwhile gets
+    checking = window.jobs.queue.busy
 
     # scrolling: a 5 ms timer measures how late the event loop serves it
     gaps: list[float] = []

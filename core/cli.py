@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -70,6 +71,7 @@ def _open_store(args: argparse.Namespace, store: Any = None) -> Any:
 
     store = store if store is not None else _store(args)
     report = drive(scan_job(store), args.quiet) if not args.quiet else run_to_end(scan_job(store))
+    args.scan_report = report
     args.scan_problems = len(report.problems)
     _tell(args, scan_notes(report))
     return store
@@ -115,8 +117,16 @@ def _report_import(args: argparse.Namespace, request: Any, outcome: Any) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.background and hasattr(os, "nice"):
+        os.nice(10)  # the app's check of every file: the window keeps the processor
     store = _open_store(args)
     print(f"{store.count_images()} images in {store.folder} (project: {store.db_path})")
+    if args.report:
+        import json
+
+        from core.formats.exporting import atomic_write_text
+
+        atomic_write_text(Path(args.report), json.dumps(args.scan_report.as_dict()))
     return EXIT_PARTIAL if args.scan_problems else EXIT_OK
 
 
@@ -335,7 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--captions", help="CSV with ImageID,Labels,Caption columns")
         sub.add_argument("--label-map", help="JSON mapping label ids in the CSV to names")
 
-    folder_verb("scan", "Scan a folder and update its project (new, changed, missing images).").set_defaults(func=cmd_scan)
+    sub = folder_verb("scan", "Scan a folder and update its project (new, changed, missing images).")
+    sub.add_argument("--report", help="also write what the scan found as JSON")
+    sub.add_argument("--background", action="store_true", help="run at low priority (the app's check of every file)")
+    sub.set_defaults(func=cmd_scan)
     sub = folder_verb("import", "Import captions and confirmed labels from a CSV and .txt sidecars.")
     captions_args(sub)
     sub.add_argument("--no-labels", action="store_true", help="import captions only")

@@ -131,11 +131,12 @@ class GalleryModel(QAbstractListModel):
             ids = [i for i in ids if (i in predictions or i in confirmations) and project.has_label(i, f.label)]
         if f.text:
             needle = f.text.casefold()
-            captions, relpath = project.captions, project.records.relpath
-            ids = [i for i in ids if needle in relpath(i).casefold()
+            captions = project.captions
+            ids = [i for i, name in zip(ids, project.records.relpaths(ids), strict=True) if needle in name.casefold()
                    or (i in captions and needle in captions[i][0].casefold())]
         if f.reviewed is not None:
-            ids = [i for i in ids if (i in project.reviewed) == f.reviewed]
+            reviewed, wanted = project.reviewed, f.reviewed
+            ids = [i for i in ids if (i in reviewed) == wanted]
         if f.disagreement:
             ids = [i for i in ids if project.disagrees(i)]
         if f.min_confidence > 0.0 or f.max_confidence < 1.0:

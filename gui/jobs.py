@@ -16,8 +16,15 @@ from core.jobs.project import scan_job
 from core.progress import CancelToken, Progress
 from core.store.database import ProjectStore
 
-__all__ = ["ExportOutcome", "ExportRequest", "caption_job", "classify_job", "device_job", "export_job", "model_summary", "sync_job",
-           "train_job"]
+__all__ = ["ExportOutcome", "ExportRequest", "caption_job", "check_job", "classify_job", "device_job", "export_job",
+           "model_summary", "sync_job", "train_job"]
+
+
+def check_job(store: ProjectStore, cancel: CancelToken) -> Generator[Progress, None, Any]:
+    """The whole rescan in a child process (`core.jobs.check`), after a trusted open."""
+    from core.jobs.check import check_job as run
+
+    return (yield from run(store, cancel))
 
 
 def sync_job(store: ProjectStore, cancel: CancelToken, trust_folders: bool = False) -> Generator[Progress, None, Any]:

@@ -16,7 +16,7 @@ from core.errors import TaglineError
 from core.progress import Progress
 from gui import errors
 from gui.export_dialog import ExportDialog
-from gui.jobs import ExportRequest, caption_job, classify_job, device_job, export_job, model_summary, sync_job, train_job
+from gui.jobs import ExportRequest, caption_job, check_job, classify_job, device_job, export_job, model_summary, sync_job, train_job
 from gui.label_editor import LabelEditor
 from gui.worker import JobFactory, JobHandle, JobQueue
 
@@ -113,12 +113,12 @@ class JobsController(QObject):
         return handle
 
     def check_files(self) -> JobHandle | None:
-        """The whole rescan, in the background: it gives way to any job the person starts and
-        runs again after it."""
+        """The whole rescan, in the background (a child process: `core.jobs.check`): it gives
+        way to any job the person starts and runs again after it."""
         project = self.window.project
         if project is None:
             return None
-        handle = self.queue.submit("checking files", partial(sync_job, project.store), background=True)
+        handle = self.queue.submit("checking files", partial(check_job, project.store), background=True)
         handle.failed.connect(partial(self._on_failed, "checking files"))
         handle.progress.connect(self._on_sync_progress)
         handle.succeeded.connect(lambda report: self._on_synced(report, None, "Checked every file: "))

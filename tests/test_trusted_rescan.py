@@ -114,3 +114,25 @@ def test_an_unreadable_folder_is_listed_again_each_time(sample_folder: Path) -> 
         locked.chmod(0o755)
     shown = run_to_end(sync_folder(store, trust_folders=True))
     assert shown.added == ["c/rocket.jpg"]
+
+
+def test_the_check_of_every_file_runs_in_a_child_process_and_stops_when_cancelled(sample_folder: Path) -> None:
+    from core.errors import Cancelled
+    from core.jobs.check import check_job
+    from core.progress import CancelToken
+
+    store = make_tree(sample_folder)
+    run_to_end(sync_folder(store))
+    (sample_folder / "a" / "chelsea.jpg").write_bytes((sample_folder / "rocket.jpg").read_bytes())
+    (sample_folder / "a" / "b" / "coffee.jpg").unlink()
+    report = run_to_end(check_job(store))
+    assert report.changed == ["a/chelsea.jpg"] and report.removed == ["a/b/coffee.jpg"]
+    assert report.trusted_folders == 0 and isinstance(report.moved, list)
+    assert [r.relpath for r in store.images()] == ["a/chelsea.jpg", "astronaut.jpg", "c/rocket.jpg", "chelsea.jpg",
+                                                   "coffee.jpg", "rocket.jpg"]  # the child's writes are seen here
+    token = CancelToken()
+    job = check_job(store, token)
+    next(job)  # the child is running
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(job)

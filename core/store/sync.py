@@ -14,6 +14,7 @@ move its folder's time, so the app follows such a rescan with a whole one in the
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import stat
@@ -42,6 +43,17 @@ class SyncReport:
     # that appended the batches as they landed is already in order and need not be re-read
     appended_in_order: bool = False
     trusted_folders: int = 0  # folders not listed again: their time had not moved (`trust_folders`)
+
+    def as_dict(self) -> dict:
+        """For a scan run in another process (`core.jobs.check`): JSON types only."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SyncReport:
+        report = cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
+        report.problems = [ScanProblem(**p) for p in report.problems]  # type: ignore[arg-type]
+        report.moved = [tuple(m) for m in report.moved]  # type: ignore[misc]
+        return report
 
 
 @dataclass
