@@ -132,7 +132,7 @@ class GalleryModel(QAbstractListModel):
         if f.text:
             needle = f.text.casefold()
             captions = project.captions
-            ids = [i for i, name in zip(ids, project.records.relpaths(ids), strict=True) if needle in name.casefold()
+            ids = [i for i, name in zip(ids, project.records.folded_names(ids), strict=True) if needle in name
                    or (i in captions and needle in captions[i][0].casefold())]
         if f.reviewed is not None:
             reviewed, wanted = project.reviewed, f.reviewed

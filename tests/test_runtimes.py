@@ -93,3 +93,25 @@ def test_bf16_features_are_cached_under_their_own_key(sample_folder: Path) -> No
         assert len(store.cached_embeddings(f32.image_key)) == len(store.cached_embeddings(bf16.image_key)) == 4
         a, b = store.cached_embeddings(f32.image_key), store.cached_embeddings(bf16.image_key)
         assert any(not np.array_equal(a[i][1], b[i][1]) for i in a)  # never one served for the other
+
+
+@needs_openvino
+def test_openvino_keeps_its_compiled_graphs_and_compiles_without_a_writable_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models.registry import cache_dir
+
+    spec = image_spec("efficientnet_lite0")
+    pixels = preprocess_image(load_rgb(Path(__file__).resolve().parents[1] / "resources" / "sample" / "rocket.jpg"), spec)
+    first = ImageEncoder(spec, prefer_gpu=False, runtime=Runtime("openvino")).encode(pixels[None])
+    from core.models.encoders import _export_path
+    from core.models.runtimes import OpenVinoSession
+
+    assert any((cache_dir() / "openvino").glob("*.blob")), "the compiled graph is kept for the next run"
+    graph = _export_path(spec.key)
+    monkeypatch.setenv("TAGLINE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "openvino").write_text("a file where the cache folder would be")
+
+    session = OpenVinoSession(graph)  # the cache cannot be made there: compiled without it
+    again = session.run(None, {name: pixels[None] for name in session._inputs})[0]
+    assert np.allclose(again, first, atol=1e-5)

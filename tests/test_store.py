@@ -232,3 +232,16 @@ def test_a_snapshot_holds_the_shown_columns_and_builds_one_record_when_asked(sam
     assert store.image_path(shown) == sample_folder / "sub" / "2.jpg"
     assert columns.relpaths([ids["rocket.jpg"], ids["astronaut.jpg"]]) == ["rocket.jpg", "astronaut.jpg"]
     assert ids["rocket.jpg"] in columns and -1 not in columns
+
+
+def test_a_snapshot_folds_its_names_once_for_text_search(sample_folder: Path) -> None:
+    store = open_synced(sample_folder)
+    columns = ImageColumns()
+    columns.extend(store.shown_page(None, 2)[0])
+    assert columns.folded_names(list(columns.ids)) == ["astronaut.jpg", "chelsea.jpg"]
+    (sample_folder / "Sub").mkdir()
+    shutil.copy(sample_folder / "rocket.jpg", sample_folder / "Sub" / "ROCKET 2.jpg")
+    run_to_end(sync_folder(store))
+    columns.extend(store.shown_by_relpath(["Sub/ROCKET 2.jpg"]))  # appended after the first fold: folded too
+    ids = store.image_ids_by_relpath()
+    assert columns.folded_names([ids["Sub/ROCKET 2.jpg"], ids["astronaut.jpg"]]) == ["sub/rocket 2.jpg", "astronaut.jpg"]

@@ -43,6 +43,7 @@ class ImageColumns:
         self._sizes = array("q")
         self._mtimes = array("q")
         self._raw: dict[int, bytes] = {}  # only the few names that are not UTF-8
+        self._folded: list[str] | None = None  # the names case-folded, made by the first text search
         self.reviewed: set[int] = set()
 
     def extend(self, rows: Sequence[ShownRow]) -> list[int]:
@@ -58,6 +59,8 @@ class ImageColumns:
         self.ids += ids
         row.update(zip(ids, range(start, start + len(ids)), strict=True))
         self._relpaths += relpaths
+        if self._folded is not None:
+            self._folded += [name.casefold() for name in relpaths]
         self._sizes.extend(sizes)
         self._mtimes.extend(mtimes)
         if any(raws):
@@ -86,3 +89,13 @@ class ImageColumns:
     def relpaths(self, image_ids: Iterable[int]) -> list[str]:
         row, names = self._row, self._relpaths
         return [names[row[i]] for i in image_ids]
+
+    def folded_names(self, image_ids: list[int]) -> list[str]:
+        """The case-folded names of `image_ids`, in their order, for a text search: folded once
+        and kept (each keystroke in the search box folded a million names again: 0.5 s)."""
+        if self._folded is None:
+            self._folded = [name.casefold() for name in self._relpaths]
+        if image_ids is self.ids or image_ids == self.ids:
+            return self._folded
+        row, folded = self._row, self._folded
+        return [folded[row[i]] for i in image_ids]
