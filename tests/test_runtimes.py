@@ -115,3 +115,16 @@ def test_openvino_keeps_its_compiled_graphs_and_compiles_without_a_writable_cach
     session = OpenVinoSession(graph)  # the cache cannot be made there: compiled without it
     again = session.run(None, {name: pixels[None] for name in session._inputs})[0]
     assert np.allclose(again, first, atol=1e-5)
+
+
+@needs_openvino
+def test_openvino_is_imported_without_its_conversion_tools_and_their_telemetry() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from core.models.runtimes import openvino_available; assert openvino_available(); "
+            "print('openvino.tools.ovc' in sys.modules and sys.modules['openvino.tools.ovc'] is not None, "
+            "'openvino_telemetry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "False"]

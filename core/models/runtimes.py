@@ -44,12 +44,24 @@ class Runtime:
         return "" if self.precision == "f32" else f"+{self.precision}"
 
 
+def _openvino() -> Any:
+    """`import openvino` without its model-conversion tools: importing those sends a usage event
+    to Intel from a forked process (a desktop app must not phone home unasked) and cost
+    0.2-0.3 s of every run; Tagline reads ONNX graphs and never converts models."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino.tools.ovc", None)  # type: ignore[arg-type]  # its import then fails quietly
+    import openvino
+
+    return openvino
+
+
 @functools.cache
 def openvino_available() -> bool:
     """Installed, and with its CPU plugin (a bundle missing the plugin lists no device)."""
     try:
-        import openvino as ov
-
+        ov = _openvino()
         return "CPU" in ov.Core().available_devices
     except Exception:  # not installed, or a broken install: onnxruntime does the work
         return False
@@ -59,8 +71,7 @@ def openvino_available() -> bool:
 def cpu_has_bf16() -> bool:
     if not openvino_available():
         return False
-    import openvino as ov
-
+    ov = _openvino()
     try:
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # an old runtime or an unknown device: no reduced precision
@@ -104,7 +115,7 @@ class OpenVinoSession:
     encoders need not know which engine they hold."""
 
     def __init__(self, path: Path, precision: str = "f32") -> None:
-        import openvino as ov
+        ov = _openvino()
 
         core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
