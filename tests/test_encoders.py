@@ -88,3 +88,14 @@ def test_pickles_and_unknown_formats_are_refused(tmp_path: Path) -> None:
     pth.write_bytes(pickle.dumps({"w": Boom()}))
     with pytest.raises(ModelError, match="refusing"):
         load_state_dict(pth)
+
+
+def test_a_batch_is_stacked_into_one_reused_buffer() -> None:
+    encoder = ImageEncoder(image_spec("efficientnet_lite0"), prefer_gpu=False)
+    photos = [np.full((3, 256, 256), value, np.float32) for value in (0.5, -1.0, 2.0)]
+    first = encoder.stack(photos)
+    assert np.array_equal(first, np.stack(photos))
+    features = encoder.encode(first)
+    second = encoder.stack(photos[:2])  # a shorter last batch lands in the same memory
+    assert np.shares_memory(first, second) and np.array_equal(second, np.stack(photos[:2]))
+    assert np.allclose(encoder.encode(second), features[:2], atol=1e-5)

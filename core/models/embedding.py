@@ -135,7 +135,7 @@ def _encode_batch(
             to_encode.append((record, result))
             kept.append(record)
     if to_encode:
-        encoded = encoders.image.encode(np.stack([pixels for _, pixels in to_encode]))
+        encoded = encoders.image.encode(encoders.image.stack([pixels for _, pixels in to_encode]))
         for (record, _), vector in zip(to_encode, encoded):
             image_vectors[record.id] = vector
     text_dim = encoders.text_spec.dim

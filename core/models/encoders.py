@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +205,25 @@ class ImageEncoder(_GraphEncoder):
     def __init__(self, spec: ImageEncoderSpec, prefer_gpu: bool = True, regions: bool = False,
                  runtime: Runtime | None = None) -> None:
         self.spec = spec
+        self._buffer: np.ndarray | None = None  # `stack`'s batch, reused
         self._open(region_onnx_path(spec) if regions else image_onnx_path(spec), runtime, prefer_gpu)
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return preprocess_image(image, self.spec)
 
+    def stack(self, photos: Sequence[np.ndarray]) -> np.ndarray:
+        """Preprocessed photos as one batch, in a buffer reused from batch to batch: a fresh
+        25 MB array for each batch of 32 cost up to 70 ms of page faults on the thread that
+        runs the encoder. The batch is valid until the next call."""
+        shape = (len(photos), *photos[0].shape)
+        if self._buffer is None or self._buffer.shape[1:] != shape[1:] or len(self._buffer) < len(photos):
+            self._buffer = np.empty(shape, np.float32)
+        batch = self._buffer[: len(photos)]
+        np.stack(photos, out=batch)
+        return batch
+
     def encode(self, pixels: np.ndarray) -> np.ndarray:
-        return self.guard(self._run, pixels.astype(np.float32))
+        return self.guard(self._run, np.ascontiguousarray(pixels, dtype=np.float32))  # no copy when it is one already
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         if "CUDA" not in self.provider and len(pixels) > 1:
