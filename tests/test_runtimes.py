@@ -128,3 +128,27 @@ def test_openvino_is_imported_without_its_conversion_tools_and_their_telemetry()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES, ids=lambda r: r.name)
+def test_photos_as_bytes_give_the_features_of_photos_as_floats(runtime: Runtime) -> None:
+    """OpenVINO normalises bytes inside its graph; onnxruntime is given them normalised in numpy."""
+    from core.models.encoders import normalise_bytes, preprocess_bytes
+    from tests.conftest import SAMPLE
+
+    if not available(runtime):
+        pytest.skip(f"{runtime.name} is not available here")
+    spec = image_spec("efficientnet_lite0")
+    photos = [load_rgb(p) for p in sorted(SAMPLE.glob("*.jpg"))]
+    floats = np.stack([preprocess_image(p, spec) for p in photos])
+    raw = np.stack([preprocess_bytes(p, spec) for p in photos])
+    assert raw.dtype == np.uint8 and raw.shape == (4, 256, 256, 3)
+    assert np.allclose(normalise_bytes(raw, spec), floats, atol=1e-6)
+    encoder = ImageEncoder(spec, prefer_gpu=False, runtime=runtime)
+    assert encoder.takes_bytes == (runtime.engine == "openvino")
+    from_floats, from_bytes = encoder.encode(floats), encoder.encode(raw)
+    if runtime.precision == "f32":
+        assert np.allclose(from_bytes, from_floats, atol=1e-4)
+    else:  # bf16: the normalisation folded into the first convolution rounds otherwise
+        cosine = np.sum(from_bytes * from_floats, 1) / np.linalg.norm(from_bytes, axis=1) / np.linalg.norm(from_floats, axis=1)
+        assert cosine.min() > 0.995

@@ -71,14 +71,16 @@ def caption_key(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _decode(store: ProjectStore, record: ImageRecord, spec: ImageEncoderSpec) -> np.ndarray | str:
+def _decode(store: ProjectStore, record: ImageRecord, spec: ImageEncoderSpec, as_bytes: bool = False) -> np.ndarray | str:
+    """The photo as the image encoder reads it; `as_bytes` for an OpenVINO graph, which
+    normalises inside itself (`ImageEncoder.takes_bytes`)."""
     try:
         image = load_rgb(store.image_path(record), max_side=2 * spec.input_size)
     except ImageDecodeError as exc:
         return exc.reason
-    from core.models.encoders import preprocess_image
+    from core.models.encoders import preprocess_bytes, preprocess_image
 
-    return preprocess_image(image, spec)
+    return preprocess_bytes(image, spec) if as_bytes else preprocess_image(image, spec)
 
 
 def iter_embedded_batches(
@@ -104,8 +106,10 @@ def iter_embedded_batches(
         cached = image_cache.get(record.id)
         return cached is None or cached[0] != (record.digest or "")
 
+    as_bytes = encoders.runtime.engine == "openvino"  # its image graph takes bytes (normalised in it)
+
     def decode(record: ImageRecord) -> np.ndarray | str:
-        return _decode(store, record, encoders.image_spec)
+        return _decode(store, record, encoders.image_spec, as_bytes)
 
     for current in prefetched(batches, decode, needs_decode, cancel):
         yield _encode_batch(store, encoders, current, image_cache, text_cache, captions)

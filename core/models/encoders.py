@@ -41,6 +41,25 @@ def preprocess_image(image: Image.Image, spec: ImageEncoderSpec) -> np.ndarray:
     return out
 
 
+def preprocess_bytes(image: Image.Image, spec: ImageEncoderSpec) -> np.ndarray:
+    """The photo squashed to the input square as (side, side, 3) bytes, for an encoder that
+    normalises inside its graph (`ImageEncoder.takes_bytes`); `normalise_bytes` gives the
+    floats `preprocess_image` would have."""
+    side = spec.input_size
+    return np.asarray(image.resize((side, side), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def normalise_bytes(pixels: np.ndarray, spec: ImageEncoderSpec) -> np.ndarray:
+    """(n, side, side, 3) bytes to the (n, 3, side, side) floats the plain graph reads."""
+    scale = (1.0 / (255.0 * np.asarray(spec.std, np.float64))).astype(np.float32)
+    offset = (-np.asarray(spec.mean, np.float64) / np.asarray(spec.std, np.float64)).astype(np.float32)
+    out = np.empty((len(pixels), 3, *pixels.shape[1:3]), np.float32)
+    for channel in range(3):
+        np.multiply(pixels[..., channel], scale[channel], out=out[:, channel], dtype=np.float32)
+        out[:, channel] += offset[channel]
+    return out
+
+
 def _export_path(key: str) -> Path:
     """A graph shipped with the application (frozen builds), else the user cache."""
     name = key.replace(":", "_").replace("@", "_").replace("/", "_") + ".onnx"
@@ -156,10 +175,12 @@ def _cuda_device_present() -> bool:
     return Path("/dev/nvidiactl").exists() or os.name == "nt"
 
 
-def make_session(path: Path, runtime: Runtime, prefer_gpu: bool = True) -> Any:
-    """A session for one graph on the chosen runtime (`core.models.runtimes`)."""
+def make_session(path: Path, runtime: Runtime, prefer_gpu: bool = True,
+                 byte_pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> Any:
+    """A session for one graph on the chosen runtime (`core.models.runtimes`); `byte_pixels`
+    (mean, std) lets an OpenVINO image graph take photos as bytes (`preprocess_bytes`)."""
     if runtime.engine == "openvino":
-        return OpenVinoSession(path, runtime.precision)
+        return OpenVinoSession(path, runtime.precision, byte_pixels)
     return _session(path, select_providers(prefer_gpu))
 
 
@@ -185,10 +206,11 @@ def _session(path: Path, providers: list[str]) -> Any:
 class _GraphEncoder:
     """One ONNX graph in a session on the chosen runtime, moved to the CPU when the GPU runs out."""
 
-    def _open(self, path: Path, runtime: Runtime | None, prefer_gpu: bool) -> None:
+    def _open(self, path: Path, runtime: Runtime | None, prefer_gpu: bool,
+              byte_pixels: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> None:
         self.path = path
         self.runtime = runtime or Runtime("onnxruntime")
-        self.session = make_session(path, self.runtime, prefer_gpu)
+        self.session = make_session(path, self.runtime, prefer_gpu, byte_pixels)
         self.guard = OomGuard(self._to_cpu)
 
     def _to_cpu(self) -> bool:
@@ -206,7 +228,13 @@ class ImageEncoder(_GraphEncoder):
                  runtime: Runtime | None = None) -> None:
         self.spec = spec
         self._buffer: np.ndarray | None = None  # `stack`'s batch, reused
-        self._open(region_onnx_path(spec) if regions else image_onnx_path(spec), runtime, prefer_gpu)
+        byte_pixels = None if regions else (tuple(spec.mean), tuple(spec.std))
+        self._open(region_onnx_path(spec) if regions else image_onnx_path(spec), runtime, prefer_gpu, byte_pixels)
+
+    @property
+    def takes_bytes(self) -> bool:
+        """Photos may come as bytes (`preprocess_bytes`), normalised inside the graph (OpenVINO)."""
+        return bool(getattr(self.session, "takes_bytes", False))
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         return preprocess_image(image, self.spec)
@@ -216,13 +244,20 @@ class ImageEncoder(_GraphEncoder):
         25 MB array for each batch of 32 cost up to 70 ms of page faults on the thread that
         runs the encoder. The batch is valid until the next call."""
         shape = (len(photos), *photos[0].shape)
-        if self._buffer is None or self._buffer.shape[1:] != shape[1:] or len(self._buffer) < len(photos):
-            self._buffer = np.empty(shape, np.float32)
+        if (self._buffer is None or self._buffer.shape[1:] != shape[1:] or self._buffer.dtype != photos[0].dtype
+                or len(self._buffer) < len(photos)):
+            self._buffer = np.empty(shape, photos[0].dtype)
         batch = self._buffer[: len(photos)]
         np.stack(photos, out=batch)
         return batch
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
+        """Floats (n, 3, side, side) from `preprocess_image`, or bytes (n, side, side, 3) from
+        `preprocess_bytes` (normalised here when the graph does not take them)."""
+        if pixels.dtype == np.uint8:
+            if not self.takes_bytes:
+                pixels = normalise_bytes(pixels, self.spec)
+            return self.guard(self._run, np.ascontiguousarray(pixels))
         return self.guard(self._run, np.ascontiguousarray(pixels, dtype=np.float32))  # no copy when it is one already
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
