@@ -262,12 +262,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model {info.version} in {classifier.folder}")
     print(f"labels ({len(info.labels)}): {', '.join(info.labels)}")
     print(f"{info.trained_on()}")
-    from core.models.encoders import gpu_in_use
-    from core.models.runtimes import choose_runtime
+    from core.models.runtimes import precision_note
 
-    runtime = choose_runtime(None, gpu=gpu_in_use())
+    encoders = classifier.encoders(prefer_gpu=True)
+    runtime = encoders.runtime
     print(f"encoders: {info.image_key} + {info.text_key}; runtime {runtime.name}"
-          + (f" (onnxruntime providers: {', '.join(select_providers())})" if runtime.engine == "onnxruntime" else ""))
+          + (f" (onnxruntime providers: {', '.join(select_providers())})" if runtime.engine == "onnxruntime" else "")
+          + precision_note(runtime, encoders.image_graph))
     print(_device_line())
     kind, scores = info.quality()
     if kind:

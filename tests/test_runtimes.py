@@ -3,6 +3,7 @@ reduced-precision features cached apart from f32 ones."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,16 @@ from core.media.images import load_rgb
 from core.models.embedding import Encoders
 from core.models.encoders import ImageEncoder, TextEncoder, preprocess_image
 from core.models.registry import image_spec, text_spec
-from core.models.runtimes import RUNTIME_ENV, Runtime, choose_runtime, cpu_has_bf16, openvino_available
+from core.models.runtimes import (
+    RUNTIME_ENV,
+    Runtime,
+    _openvino,
+    bf16_measured_faster,
+    choose_runtime,
+    cpu_has_bf16,
+    default_image_graph,
+    openvino_available,
+)
 from core.models.torch_encoders import PooledFeatures, create_text_module
 
 needs_openvino = pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
@@ -64,13 +74,49 @@ def test_every_runtime_gives_the_torch_features(runtime: Runtime, references) ->
 def test_the_automatic_choice_and_asking_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     assert choose_runtime(None, gpu=True) == Runtime("onnxruntime")
-    expected = Runtime("openvino", "bf16" if cpu_has_bf16() else "f32") if openvino_available() else Runtime("onnxruntime")
+    if openvino_available():
+        bf16 = cpu_has_bf16() and bf16_measured_faster()
+        expected = Runtime("openvino", "bf16" if bf16 else "f32")
+    else:
+        expected = Runtime("onnxruntime")
     assert choose_runtime(None, gpu=False) == expected  # this machine is x86_64
     assert choose_runtime("onnxruntime") == Runtime("onnxruntime")
     monkeypatch.setenv(RUNTIME_ENV, "onnxruntime")
     assert choose_runtime(None) == Runtime("onnxruntime")
     with pytest.raises(ModelError, match="unknown runtime 'tpu'"):
         choose_runtime("tpu")
+
+
+@needs_openvino
+def test_bf16_is_chosen_only_where_this_machine_timed_it_faster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models import precision_probe
+    from core.models.precision_probe import PROBE_FILE, Bf16Probe, bf16_probe, machine_key
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16")
+    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    monkeypatch.setenv("TAGLINE_CACHE_DIR", str(tmp_path))
+    graph = default_image_graph()
+    measured = bf16_probe(_openvino(), graph, tmp_path)  # timed on the real graph, then kept
+    assert measured.f32_ms > 0 and measured.bf16_ms > 0
+    assert choose_runtime(None) == Runtime("openvino", "bf16" if measured.pays else "f32")
+    monkeypatch.setattr(precision_probe, "measure", lambda *_: pytest.fail("timed again instead of read back"))
+    assert bf16_probe(_openvino(), graph, tmp_path) == measured
+    key = machine_key(_openvino(), graph)
+    for f32_ms, bf16_ms, expected in ((10.0, 4.0, "bf16"), (7.3, 9.3, "f32"), (10.0, 9.5, "f32")):
+        (tmp_path / PROBE_FILE).write_text(json.dumps({key: {"f32_ms": f32_ms, "bf16_ms": bf16_ms}}), encoding="utf-8")
+        assert choose_runtime(None) == Runtime("openvino", expected)
+    assert not Bf16Probe(10.0, 9.5).pays  # a gain within the noise is not worth features cached apart
+
+
+@needs_openvino
+def test_a_damaged_probe_file_is_timed_again(tmp_path: Path) -> None:
+    from core.models.precision_probe import PROBE_FILE, bf16_probe
+
+    (tmp_path / PROBE_FILE).write_text("{not json", encoding="utf-8")
+    probe = bf16_probe(_openvino(), default_image_graph(), tmp_path)
+    assert probe.f32_ms > 0
+    assert bf16_probe(_openvino(), default_image_graph(), tmp_path) == probe  # the file was mended
 
 
 @needs_openvino

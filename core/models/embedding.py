@@ -12,13 +12,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
 from core.errors import ImageDecodeError
 from core.media.images import load_rgb
 from core.media.prefetch import prefetched
-from core.models.encoders import ImageEncoder, TextEncoder
+from core.models.encoders import ImageEncoder, TextEncoder, image_onnx_path
 from core.models.registry import ImageEncoderSpec, TextEncoderSpec
 from core.models.runtimes import Runtime, choose_runtime
 from core.progress import CancelToken
@@ -38,7 +39,11 @@ class Encoders:
     def runtime(self) -> Runtime:
         from core.models.encoders import gpu_in_use
 
-        return choose_runtime(self.runtime_name, gpu=gpu_in_use(self.prefer_gpu))
+        return choose_runtime(self.runtime_name, gpu=gpu_in_use(self.prefer_gpu), image_graph=self.image_graph)
+
+    def image_graph(self) -> Path:
+        """The image encoder's ONNX graph, exported on first use."""
+        return image_onnx_path(self.image_spec)
 
     @property
     def image_key(self) -> str:

@@ -2,9 +2,11 @@
 
 The same graph, the same preprocessing: only the engine differs. On an x86 CPU, OpenVINO runs
 our graphs faster than onnxruntime at the same f32 results (docs/benchmarks.md); where the CPU
-has bf16 units, OpenVINO's bf16 inference is faster still, and is chosen because the benchmark
-showed held-out samples F1 moving by less than 0.002 (`bench/bench_runtimes.py --quality`). Features computed in bf16 are cached
-under their own key (`feature_key_suffix`), never mixed with f32 ones.
+has bf16 units, OpenVINO's bf16 inference may be faster still (2.7x on an AMD EPYC; slower on an
+Intel Xeon without AMX, so it is timed once per machine: `core.models.precision_probe`), and is
+allowed because the benchmark showed held-out samples F1 moving by less than 0.002
+(`bench/bench_runtimes.py --quality`). Features computed in bf16 are cached under their own key
+(`feature_key_suffix`), never mixed with f32 ones.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import logging
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +81,15 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def choose_runtime(requested: str | None = None, gpu: bool = False) -> Runtime:
+def choose_runtime(requested: str | None = None, gpu: bool = False,
+                   image_graph: Callable[[], Path] | None = None) -> Runtime:
     """`requested` (or $TAGLINE_RUNTIME): "onnxruntime", "openvino", "openvino-bf16" or "auto".
 
     Auto: onnxruntime when it will run on a GPU; else OpenVINO where it is installed on an x86
-    CPU, in bf16 where the CPU has bf16 units (held-out samples F1 0.8806 against 0.8804 in f32,
-    photo alone 0.8170 against 0.8159: within the 0.002 allowed; 2.7x the encoders' speed), else
-    in f32 (the same numbers as onnxruntime, 1.5x); else onnxruntime on the CPU.
+    CPU, in bf16 where the CPU has bf16 units and bf16 is measured faster on `image_graph` (the
+    encoder about to run; the default model's when not given): held-out samples F1 0.8805-0.8806
+    against 0.8804 in f32, within the 0.002 allowed; else in f32 (the same numbers as
+    onnxruntime, 1.4-1.5x its speed); else onnxruntime on the CPU.
     """
     name = (requested or os.environ.get(RUNTIME_ENV) or "auto").lower()
     if name not in RUNTIMES:
@@ -100,8 +105,46 @@ def choose_runtime(requested: str | None = None, gpu: bool = False) -> Runtime:
     if gpu:
         return Runtime("onnxruntime")
     if openvino_available() and platform.machine().lower() in ("x86_64", "amd64"):
-        return Runtime("openvino", "bf16" if cpu_has_bf16() else "f32")
+        return Runtime("openvino", "bf16" if cpu_has_bf16() and bf16_measured_faster(image_graph) else "f32")
     return Runtime("onnxruntime")
+
+
+def bf16_measured_faster(image_graph: Callable[[], Path] | None = None) -> bool:
+    """The probe's answer for this machine (measured on first use, then read from the cache)."""
+    from core.models.precision_probe import bf16_probe
+    from core.models.registry import cache_dir
+
+    try:
+        graph = image_graph() if image_graph is not None else default_image_graph()
+        return bf16_probe(_openvino(), graph, cache_dir()).pays
+    except (ModelError, OSError, RuntimeError) as exc:  # no graph to time, or OpenVINO refused it: f32 is safe
+        log.warning("cannot time bf16 on this CPU (%s); running in f32", exc)
+        return False
+
+
+def precision_note(runtime: Runtime, image_graph: Callable[[], Path] | None = None) -> str:
+    """Why OpenVINO runs in the precision it does, for `tagline info` ("" where there was no choice)."""
+    from core.models.precision_probe import bf16_probe
+    from core.models.registry import cache_dir
+
+    if runtime.engine != "openvino" or not cpu_has_bf16():
+        return ""
+    try:
+        graph = image_graph() if image_graph is not None else default_image_graph()
+        return f"; {bf16_probe(_openvino(), graph, cache_dir()).describe()}"
+    except (ModelError, OSError, RuntimeError):
+        return ""
+
+
+def default_image_graph() -> Path:
+    """The shipped model's image graph, exported on first use: what the probe times when no
+    encoder is named (`tagline info`, the status bar)."""
+    from core.models.encoders import image_onnx_path
+    from core.models.model_files import default_model_dir, read_info
+    from core.models.registry import image_spec
+
+    folder = default_model_dir()
+    return image_onnx_path(image_spec(read_info(folder).image_encoder, folder))
 
 
 def full_precision(runtime: Runtime) -> Runtime:
