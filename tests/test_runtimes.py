@@ -90,33 +90,70 @@ def test_the_automatic_choice_and_asking_for_one(monkeypatch: pytest.MonkeyPatch
 @needs_openvino
 def test_bf16_is_chosen_only_where_this_machine_timed_it_faster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.models import precision_probe
-    from core.models.precision_probe import PROBE_FILE, Bf16Probe, bf16_probe, machine_key
+    from core.models.precision_probe import PROBE_FILE, RuntimeProbe, machine_key, runtime_probe
 
     if not cpu_has_bf16():
         pytest.skip("this CPU has no bf16")
     monkeypatch.delenv(RUNTIME_ENV, raising=False)
     monkeypatch.setenv("TAGLINE_CACHE_DIR", str(tmp_path))
     graph = default_image_graph()
-    measured = bf16_probe(_openvino(), graph, tmp_path)  # timed on the real graph, then kept
-    assert measured.f32_ms > 0 and measured.bf16_ms > 0
-    assert choose_runtime(None) == Runtime("openvino", "bf16" if measured.pays else "f32")
+    measured = runtime_probe(_openvino(), graph, tmp_path, bf16=True)  # timed on the real graph, then kept
+    assert measured.f32_single_ms > 0 and measured.f32_batch_ms > 0 and measured.bf16_batch_ms
+    assert choose_runtime(None) == Runtime("openvino", "bf16" if measured.bf16_pays else "f32")
     monkeypatch.setattr(precision_probe, "measure", lambda *_: pytest.fail("timed again instead of read back"))
-    assert bf16_probe(_openvino(), graph, tmp_path) == measured
+    assert runtime_probe(_openvino(), graph, tmp_path, bf16=True) == measured
     key = machine_key(_openvino(), graph)
-    for f32_ms, bf16_ms, expected in ((10.0, 4.0, "bf16"), (7.3, 9.3, "f32"), (10.0, 9.5, "f32")):
-        (tmp_path / PROBE_FILE).write_text(json.dumps({key: {"f32_ms": f32_ms, "bf16_ms": bf16_ms}}), encoding="utf-8")
+    for times, expected in (((10.0, 12.0, 5.0, 4.0), "bf16"),  # the AMD EPYC of 12-02
+                            ((4.3, 5.5, 2.8, 2.0), "bf16"),  # the Intel Xeon with AMX of 12-04: bf16 in batches
+                            ((7.3, 7.4, 9.3, 10.5), "f32"),  # the Intel Xeon without AMX of 12-03
+                            ((10.0, 11.0, 9.5, 9.6), "f32")):  # a gain within the noise
+        fields = dict(zip(("f32_single_ms", "f32_batch_ms", "bf16_single_ms", "bf16_batch_ms"), times))
+        (tmp_path / PROBE_FILE).write_text(json.dumps({key: fields}), encoding="utf-8")
         assert choose_runtime(None) == Runtime("openvino", expected)
-    assert not Bf16Probe(10.0, 9.5).pays  # a gain within the noise is not worth features cached apart
+    assert not RuntimeProbe(10.0, 11.0, 9.5, 9.6).bf16_pays  # not worth features cached apart
+
+
+def test_the_probe_says_how_many_photos_go_to_the_graph_at_once() -> None:
+    from core.models.precision_probe import PROBE_BATCH, RuntimeProbe
+
+    amx = RuntimeProbe(4.3, 5.5, 2.8, 2.0)
+    assert (amx.batch("f32"), amx.batch("bf16")) == (1, PROBE_BATCH)
+    assert "in batches" in amx.describe() and "one photo at a time" in amx.describe()
+    no_bf16 = RuntimeProbe(4.3, 5.5)
+    assert not no_bf16.bf16_pays and no_bf16.batch("bf16") == 1  # asked for bf16 it has no timing of: f32's way
+    assert no_bf16.describe() == "timed at 4.3 ms a photo in f32 (one photo at a time) on this CPU"
+
+
+@needs_openvino
+def test_the_image_encoder_batches_as_the_probe_timed_and_gives_the_same_features(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.models.encoders import image_onnx_path
+    from core.models.precision_probe import PROBE_FILE, machine_key
+    from tests.conftest import SAMPLE
+
+    monkeypatch.setenv("TAGLINE_CACHE_DIR", str(tmp_path))
+    spec = image_spec("efficientnet_lite0")
+    photos = np.stack([preprocess_image(load_rgb(p), spec) for p in sorted(SAMPLE.glob("*.jpg"))] * 3)  # 12 photos
+    graph = image_onnx_path(spec)
+    key = machine_key(_openvino(), graph)
+    features = {}
+    for single_ms, batch_ms in ((4.0, 5.0), (5.0, 4.0)):
+        fields = {"f32_single_ms": single_ms, "f32_batch_ms": batch_ms, "bf16_single_ms": 1.0, "bf16_batch_ms": 1.0}
+        (tmp_path / PROBE_FILE).write_text(json.dumps({key: fields}), encoding="utf-8")
+        encoder = ImageEncoder(spec, prefer_gpu=False, runtime=Runtime("openvino"))
+        features[encoder.cpu_batch] = encoder.encode(photos)
+    assert sorted(features) == [1, 8]
+    assert np.allclose(features[1], features[8], atol=1e-4)  # 8 and then 4 photos at once: the same numbers
 
 
 @needs_openvino
 def test_a_damaged_probe_file_is_timed_again(tmp_path: Path) -> None:
-    from core.models.precision_probe import PROBE_FILE, bf16_probe
+    from core.models.precision_probe import PROBE_FILE, runtime_probe
 
     (tmp_path / PROBE_FILE).write_text("{not json", encoding="utf-8")
-    probe = bf16_probe(_openvino(), default_image_graph(), tmp_path)
-    assert probe.f32_ms > 0
-    assert bf16_probe(_openvino(), default_image_graph(), tmp_path) == probe  # the file was mended
+    probe = runtime_probe(_openvino(), default_image_graph(), tmp_path, bf16=False)
+    assert probe.f32_single_ms > 0 and probe.bf16_single_ms is None
+    assert runtime_probe(_openvino(), default_image_graph(), tmp_path, bf16=False) == probe  # the file was mended
 
 
 @needs_openvino

@@ -2,8 +2,9 @@
 
 The same graph, the same preprocessing: only the engine differs. On an x86 CPU, OpenVINO runs
 our graphs faster than onnxruntime at the same f32 results (docs/benchmarks.md); where the CPU
-has bf16 units, OpenVINO's bf16 inference may be faster still (2.7x on an AMD EPYC; slower on an
-Intel Xeon without AMX, so it is timed once per machine: `core.models.precision_probe`), and is
+has bf16 units, OpenVINO's bf16 inference may be faster still (2.7x on an AMD EPYC and 2.2x on
+an Intel Xeon with AMX; slower on one without AMX, so it is timed once per machine, with whether
+photos go one at a time or in batches: `core.models.precision_probe`), and is
 allowed because the benchmark showed held-out samples F1 moving by less than 0.002
 (`bench/bench_runtimes.py --quality`). Features computed in bf16 are cached under their own key
 (`feature_key_suffix`), never mixed with f32 ones.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
+from core.models.precision_probe import RuntimeProbe
 
 log = logging.getLogger(__name__)
 
@@ -109,29 +111,43 @@ def choose_runtime(requested: str | None = None, gpu: bool = False,
     return Runtime("onnxruntime")
 
 
-def bf16_measured_faster(image_graph: Callable[[], Path] | None = None) -> bool:
-    """The probe's answer for this machine (measured on first use, then read from the cache)."""
-    from core.models.precision_probe import bf16_probe
+def _probe(image_graph: Callable[[], Path] | None = None) -> RuntimeProbe:
+    """This machine's timing of `image_graph` (the default model's when not given), measured on
+    first use, then read from the cache."""
+    from core.models.precision_probe import runtime_probe
     from core.models.registry import cache_dir
 
+    graph = image_graph() if image_graph is not None else default_image_graph()
+    return runtime_probe(_openvino(), graph, cache_dir(), bf16=cpu_has_bf16())
+
+
+def bf16_measured_faster(image_graph: Callable[[], Path] | None = None) -> bool:
+    """The probe's answer for this machine."""
     try:
-        graph = image_graph() if image_graph is not None else default_image_graph()
-        return bf16_probe(_openvino(), graph, cache_dir()).pays
+        return _probe(image_graph).bf16_pays
     except (ModelError, OSError, RuntimeError) as exc:  # no graph to time, or OpenVINO refused it: f32 is safe
         log.warning("cannot time bf16 on this CPU (%s); running in f32", exc)
         return False
 
 
-def precision_note(runtime: Runtime, image_graph: Callable[[], Path] | None = None) -> str:
-    """Why OpenVINO runs in the precision it does, for `tagline info` ("" where there was no choice)."""
-    from core.models.precision_probe import bf16_probe
-    from core.models.registry import cache_dir
+def image_batch(runtime: Runtime, graph: Path) -> int:
+    """How many photos an image graph on `runtime` takes at once on a CPU: one at a time (f32 on
+    every CPU measured) or a small batch (bf16 with AMX), as the probe timed this graph."""
+    if runtime.engine != "openvino":
+        return 1  # onnxruntime on a CPU: one at a time, measured faster (docs/benchmarks.md)
+    try:
+        return _probe(lambda: graph).batch(runtime.precision)
+    except (ModelError, OSError, RuntimeError) as exc:
+        log.debug("cannot time %s (%s); one photo at a time", graph, exc)
+        return 1
 
-    if runtime.engine != "openvino" or not cpu_has_bf16():
+
+def precision_note(runtime: Runtime, image_graph: Callable[[], Path] | None = None) -> str:
+    """How the probe timed this CPU, for `tagline info` ("" where OpenVINO does not run)."""
+    if runtime.engine != "openvino":
         return ""
     try:
-        graph = image_graph() if image_graph is not None else default_image_graph()
-        return f"; {bf16_probe(_openvino(), graph, cache_dir()).describe()}"
+        return f"; {_probe(image_graph).describe()}"
     except (ModelError, OSError, RuntimeError):
         return ""
 
