@@ -59,6 +59,28 @@ def test_caption_embeddings_match_torch_and_rank_sensibly() -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
 
 
+def test_captions_are_padded_to_a_few_lengths_without_changing_their_numbers() -> None:
+    """Padding to a multiple of 8 tokens keeps OpenVINO to a few input shapes; the padding is
+    masked, so each caption gets what it gets encoded alone, unpadded, in torch."""
+    import torch
+
+    from core.models.encoders import PAD_TOKENS_TO
+
+    spec = text_spec("minilm_l6")
+    encoder = TextEncoder(spec, prefer_gpu=False)
+    texts = ["a dog", "two men riding horses along a dusty trail beside a wooden fence at sunset"]
+    ids, _ = encoder.tokenize(texts)
+    assert ids.shape[1] % PAD_TOKENS_TO == 0
+    module = create_text_module(spec)
+    with torch.inference_mode():
+        alone = []
+        for text in texts:
+            tokens = encoder.tokenizer.encode(text)
+            one = torch.tensor([[t for t, m in zip(tokens.ids, tokens.attention_mask) if m]])
+            alone.append(module(one, torch.ones_like(one)).numpy()[0])
+    assert np.allclose(encoder.encode(texts), np.stack(alone), atol=1e-4)
+
+
 def test_other_timm_backbones_load_from_a_local_file(tmp_path: Path) -> None:
     """The path users take for other backbones, checked with a local safetensors file."""
     import timm
