@@ -23,18 +23,23 @@ from core.errors import StoreError, write_failure_message
 from core.media.scan import PROJECT_DIRNAME, FolderStamps, FoundFile, disk_relpath, sort_key, stored_name
 from core.store.snapshot import SHOWN_COLUMNS, ShownImage, ShownRow
 
-# SQLite's page cache (its default is 2 MiB). The digest index takes each new digest at a random
-# place, so once it outgrows the cache every hashed photo cost a page read and write: the first
-# `tagline scan` of a million photos took 137.5 s against 4.3 s for 100,000 (32x); with 64 MiB
-# 53.0 s, 128 MiB 49.5 s (11.9x), 256 MiB 46.9 s (docs/benchmarks.md). Pages are taken as used.
+# SQLite's page cache (its default is 2 MiB). The digest index (gone in schema 5) took each new
+# digest at a random place, so once it outgrew the cache every hashed photo cost a page read and
+# write: the first `tagline scan` of a million photos took 137.5 s against 4.3 s for 100,000 (32x);
+# with 64 MiB 53.0 s, 128 MiB 49.5 s (11.9x), 256 MiB 46.9 s (docs/benchmarks.md). The names'
+# indexes still take most of it on a first scan. Pages are taken as used.
 PAGE_CACHE_KIB = 128 * 1024
-SCHEMA_VERSION = 4  # PRAGMA user_version; stores of version 1 kept it in meta only
+SCHEMA_VERSION = 5  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
     # the natural order (2.jpg before 10.jpg) kept and indexed, so a snapshot is read in order, page by page
     3: ("ALTER TABLE images ADD COLUMN sort_key TEXT", "UPDATE images SET sort_key = tagline_sort_key(relpath)"),
     4: (),  # the folders table (created by _SCHEMA): a rescan trusts folders whose time has not moved
+    # no query looked photos up by digest, and that index took each new digest at a random place:
+    # a page written a photo, 5.8 GB of writes in a million-photo first scan. The photos still to
+    # hash are found through a partial index instead (created by _SCHEMA), filled and emptied in id order.
+    5: ("DROP INDEX IF EXISTS images_digest",),
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
 IN_CHUNK = 900  # values per `IN (...)` query: under the 999 host parameters of older SQLite builds
@@ -46,7 +51,7 @@ CREATE TABLE IF NOT EXISTS images(
     id INTEGER PRIMARY KEY, relpath TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, digest TEXT, present INTEGER NOT NULL DEFAULT 1,
     error TEXT, added_at REAL NOT NULL, reviewed_at REAL, raw_path BLOB, sort_key TEXT);
-CREATE INDEX IF NOT EXISTS images_digest ON images(digest);
+CREATE INDEX IF NOT EXISTS images_unhashed ON images(id) WHERE digest IS NULL;
 CREATE INDEX IF NOT EXISTS images_order ON images(sort_key);
 CREATE TABLE IF NOT EXISTS captions(
     image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
