@@ -28,6 +28,7 @@ PROBE_FILE = "runtime-probe.json"  # "bf16-probe.json" (before 12-04) timed batc
 PROBE_BATCH = 8  # also the batch the encoder then runs where batches are faster
 ROUNDS = 3
 MIN_GAIN = 1.15  # bf16's features differ slightly and are cached apart: only a clear gain is worth it
+BATCH_MIN_GAIN = 1.1  # one photo at a time stays unless batches are clearly faster (a steady choice)
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,14 @@ class RuntimeProbe:
         return self.f32_single_ms, self.f32_batch_ms
 
     def best_ms(self, precision: str) -> float:
-        return min(self._times(precision))
+        """The time of the way the encoder will run."""
+        single, batched = self._times(precision)
+        return batched if self.batch(precision) > 1 else single
 
     def batch(self, precision: str) -> int:
         """How many photos the encoder hands the graph at once in this precision."""
         single, batched = self._times(precision)
-        return PROBE_BATCH if batched < single else 1
+        return PROBE_BATCH if single >= BATCH_MIN_GAIN * batched else 1
 
     @property
     def bf16_gain(self) -> float:
