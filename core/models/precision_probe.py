@@ -12,6 +12,7 @@ both ways, and the encoders take bf16 only where it is clearly faster, in the ba
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -75,13 +76,16 @@ class RuntimeProbe:
                 f"on this CPU ({self.bf16_gain:.2f}x as fast)")
 
 
+@functools.cache
+def _processor(ov: Any) -> str:
+    """The CPU as OpenVINO names it and what it can do (asked once a process: every encoder asks)."""
+    core = ov.Core()
+    return f"{core.get_property('CPU', 'FULL_DEVICE_NAME')}|{','.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}"
+
+
 def machine_key(ov: Any, graph: Path) -> str:
     """What the answer depends on: the processor, how many cores the run gets, OpenVINO, the graph."""
-    core = ov.Core()
-    name = core.get_property("CPU", "FULL_DEVICE_NAME")
-    capabilities = ",".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    stat = graph.stat()
-    return f"{name}|{capabilities}|{os.cpu_count()}|{ov.__version__}|{graph.name}|{stat.st_size}"
+    return f"{_processor(ov)}|{os.cpu_count()}|{ov.__version__}|{graph.name}|{graph.stat().st_size}"
 
 
 def measure(ov: Any, graph: Path, bf16: bool) -> RuntimeProbe:
