@@ -148,6 +148,24 @@ def test_the_image_encoder_batches_as_the_probe_timed_and_gives_the_same_feature
 
 
 @needs_openvino
+def test_an_f32_image_encoder_is_not_timed_in_bf16(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The captioner's graph runs in f32 only: timing it in bf16 too would cost a compile for nothing."""
+    from core.models import precision_probe
+    from core.models.precision_probe import RuntimeProbe
+
+    monkeypatch.setenv("TAGLINE_CACHE_DIR", str(tmp_path))
+    asked: list[bool] = []
+
+    def measure(ov: object, graph: Path, bf16: bool) -> RuntimeProbe:
+        asked.append(bf16)
+        return RuntimeProbe(4.0, 5.0, 2.0, 1.0) if bf16 else RuntimeProbe(4.0, 5.0)
+
+    monkeypatch.setattr(precision_probe, "measure", measure)
+    assert ImageEncoder(image_spec("efficientnet_lite0"), prefer_gpu=False, runtime=Runtime("openvino")).cpu_batch == 1
+    assert asked == [False]
+
+
+@needs_openvino
 def test_a_damaged_probe_file_is_timed_again(tmp_path: Path) -> None:
     from core.models.precision_probe import PROBE_FILE, runtime_probe
 

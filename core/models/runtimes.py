@@ -111,20 +111,20 @@ def choose_runtime(requested: str | None = None, gpu: bool = False,
     return Runtime("onnxruntime")
 
 
-def _probe(image_graph: Callable[[], Path] | None = None) -> RuntimeProbe:
+def _probe(image_graph: Callable[[], Path] | None, bf16: bool) -> RuntimeProbe:
     """This machine's timing of `image_graph` (the default model's when not given), measured on
-    first use, then read from the cache."""
+    first use, then read from the cache; bf16 timed too where asked (and the CPU has it)."""
     from core.models.precision_probe import runtime_probe
     from core.models.registry import cache_dir
 
     graph = image_graph() if image_graph is not None else default_image_graph()
-    return runtime_probe(_openvino(), graph, cache_dir(), bf16=cpu_has_bf16())
+    return runtime_probe(_openvino(), graph, cache_dir(), bf16=bf16 and cpu_has_bf16())
 
 
 def bf16_measured_faster(image_graph: Callable[[], Path] | None = None) -> bool:
     """The probe's answer for this machine."""
     try:
-        return _probe(image_graph).bf16_pays
+        return _probe(image_graph, bf16=True).bf16_pays
     except (ModelError, OSError, RuntimeError) as exc:  # no graph to time, or OpenVINO refused it: f32 is safe
         log.warning("cannot time bf16 on this CPU (%s); running in f32", exc)
         return False
@@ -136,7 +136,8 @@ def image_batch(runtime: Runtime, graph: Path) -> int:
     if runtime.engine != "openvino":
         return 1  # onnxruntime on a CPU: one at a time, measured faster (docs/benchmarks.md)
     try:
-        return _probe(lambda: graph).batch(runtime.precision)
+        # an f32 graph (the captioner's) is not timed in a precision it never runs in
+        return _probe(lambda: graph, bf16=runtime.precision == "bf16").batch(runtime.precision)
     except (ModelError, OSError, RuntimeError) as exc:
         log.debug("cannot time %s (%s); one photo at a time", graph, exc)
         return 1
@@ -147,7 +148,7 @@ def precision_note(runtime: Runtime, image_graph: Callable[[], Path] | None = No
     if runtime.engine != "openvino":
         return ""
     try:
-        return f"; {_probe(image_graph).describe()}"
+        return f"; {_probe(image_graph, bf16=True).describe()}"
     except (ModelError, OSError, RuntimeError):
         return ""
 

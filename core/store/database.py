@@ -26,8 +26,8 @@ from core.store.snapshot import SHOWN_COLUMNS, ShownImage, ShownRow
 # SQLite's page cache (its default is 2 MiB). The digest index (gone in schema 5) took each new
 # digest at a random place, so once it outgrew the cache every hashed photo cost a page read and
 # write: the first `tagline scan` of a million photos took 137.5 s against 4.3 s for 100,000 (32x);
-# with 64 MiB 53.0 s, 128 MiB 49.5 s (11.9x), 256 MiB 46.9 s (docs/benchmarks.md). The names'
-# indexes still take most of it on a first scan. Pages are taken as used.
+# with 64 MiB 53.0 s, 128 MiB 49.5 s (11.9x), 256 MiB 46.9 s (docs/benchmarks.md); without that
+# index, 29.0 s against 2.8 s (10.4x). Pages are taken as used.
 PAGE_CACHE_KIB = 128 * 1024
 SCHEMA_VERSION = 5  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
