@@ -101,7 +101,7 @@ def _import_request(args: argparse.Namespace, labels: bool) -> Any:
     from core.jobs.importing import ImportRequest
 
     return ImportRequest(_path(getattr(args, "captions", None)), _path(getattr(args, "label_map", None)), labels,
-                         getattr(args, "keep_typed", False))
+                         getattr(args, "keep_typed", False), getattr(args, "complete", "file"))
 
 
 def _report_import(args: argparse.Namespace, request: Any, outcome: Any) -> int:
@@ -249,6 +249,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     request = ExportRequest(_path(args.out), args.format, None, args.label_ids, args.probabilities, args.overwrite,
                             args.threshold, args.predicted_only)
     outcome = drive(export_job(store, request, args.cancel), args.quiet)
+    for line in outcome.warnings:
+        _warn(line)
     _info(args, outcome.summary)
     return EXIT_OK
 
@@ -354,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     captions_args(sub)
     sub.add_argument("--no-labels", action="store_true", help="import captions only")
     sub.add_argument("--keep-typed", action="store_true", help="keep captions a person typed")
+    sub.add_argument("--complete", choices=("file", "all", "none"), default="file",
+                     help="which labels a row's Labels cell decides, named or not: 'file' (default) the labels the "
+                          "file names anywhere (or its --label-map), 'all' every label of the project, 'none' only "
+                          "the labels it names; other labels keep their decisions. A Tagline export is read back "
+                          "from its Confirmed and Rejected columns")
     sub.set_defaults(func=cmd_import)
 
     sub = folder_verb("classify", "Predict labels for every image from photo and caption.")

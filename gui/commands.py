@@ -35,6 +35,18 @@ class StoreCommand(QUndoCommand):
             return False
         return True
 
+    def _still(self, unchanged: bool, direction: str) -> bool:
+        """Whether the store still holds what this step left there; when another process changed it
+        since, the step is dropped and the person told: an undo never silently overwrites a newer edit."""
+        if unchanged:
+            return True
+        self.setObsolete(True)
+        errors.show_error(QApplication.activeWindow(),
+                          TaglineError(f"another program (the command line, a second window) changed this since; "
+                                       f"'{self.text()}' was not {direction}, so its change stays"),
+                          f"Cannot {direction} '{self.text()}'")
+        return False
+
 
 class LabelsCommand(StoreCommand):
     """Set label decisions on one or many images, optionally marking them reviewed."""
@@ -42,8 +54,10 @@ class LabelsCommand(StoreCommand):
     def __init__(self, project: Project, text: str, changes: list[tuple[int, str, bool | None]],
                  mark_reviewed: list[int] | None = None) -> None:
         super().__init__(project, text)
+        project.poll_external()  # the prior state is the store's, not a stale copy
         self.new = list(changes)
         self.old = [(i, n, project.confirmations.get(i, {}).get(n)) for i, n, _ in changes]
+        self.applied = False
         self.mark = list(mark_reviewed or [])
         self.was_reviewed = [i for i in self.mark if i in project.reviewed]
 
@@ -53,10 +67,20 @@ class LabelsCommand(StoreCommand):
             if reviewed:
                 self.project.write_reviewed(reviewed, present)
 
+    def _holds(self, items: list[tuple[int, str, bool | None]]) -> bool:
+        self.project.poll_external()
+        decided = self.project.confirmations
+        return all(decided.get(i, {}).get(n) == value for i, n, value in items)
+
     def redo(self) -> None:
+        if self.applied and not self._still(self._holds(self.old), "redone"):
+            return
+        self.applied = True
         self._apply(lambda: self._write(self.new, self.mark, True), "apply")
 
     def undo(self) -> None:
+        if not self._still(self._holds(self.new), "undone"):
+            return
         unmark = [i for i in self.mark if i not in self.was_reviewed]
         self._apply(lambda: self._write(list(reversed(self.old)), unmark, False), "undo")
 
@@ -81,9 +105,11 @@ class CaptionCommand(StoreCommand):
 
     def __init__(self, project: Project, image_id: int, text: str, source: str = "typed") -> None:
         super().__init__(project, "edit caption")
+        project.poll_external()
         self.image_id = image_id
         self.old = project.captions.get(image_id)
         self.new: tuple[str, str] | None = (text, source) if text else None
+        self.applied = False
 
     def id(self) -> int:
         return CAPTION_COMMAND_ID
@@ -94,10 +120,19 @@ class CaptionCommand(StoreCommand):
         self.new = other.new
         return True
 
+    def _holds(self, value: tuple[str, str] | None) -> bool:
+        self.project.poll_external()
+        return self.project.captions.get(self.image_id) == value
+
     def redo(self) -> None:
+        if self.applied and not self._still(self._holds(self.old), "redone"):
+            return
+        self.applied = True
         self._apply(lambda: self.project.write_caption(self.image_id, self.new), "save")
 
     def undo(self) -> None:
+        if not self._still(self._holds(self.new), "undone"):
+            return
         self._apply(lambda: self.project.write_caption(self.image_id, self.old), "undo")
 
 

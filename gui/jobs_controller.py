@@ -161,7 +161,7 @@ class JobsController(QObject):
         self.window.detail.save_caption()
         settings = self.window.settings
         factory = partial(classify_job, project.store, project.get_active_model(), settings.batch_size,
-                          settings.prefer_gpu, top1_fallback=settings.top1_fallback, redo=redo)
+                          settings.prefer_gpu, top1_fallback=project.top1_fallback, redo=redo)
         handle = self._submit("classifying", factory)
         handle.progress.connect(self._on_classify_progress)
         handle.succeeded.connect(self._on_classified)
@@ -247,14 +247,13 @@ class JobsController(QObject):
             self.window.training.on_epoch({}, step.message)
 
     def _on_trained(self, automatic: bool, result: Any) -> None:
-        self.activate_model(result.model_dir)
+        """Train and automatic Retrain end alike (as "Use selected model" does): the new model is
+        active and decides the photos again in the background, so the grid shows one model only."""
         kind, scores = result.info.quality()
         score = f" ({kind} samples F1 {scores['samples_f1']:.3f})" if kind else ""
-        if automatic:
-            self._message(f"Retrained on your decisions: model {result.info.version}{score}; deciding the other photos again")
-            self.classify()
-        else:
-            self._message(f"Model {result.info.version} trained and now active{score}; Classify all to apply it")
+        what = "Retrained on your decisions" if automatic else "Trained"
+        self._message(f"{what}: model {result.info.version}{score} is active; deciding the photos again")
+        self.activate_model(result.model_dir)
 
     def export(self) -> JobHandle | None:
         window = self.window
@@ -333,9 +332,12 @@ class JobsController(QObject):
         project.labels = project.store.labels()
 
     def activate_model(self, folder: Path | None) -> None:
+        """Make `folder` (None: the bundled model) the project's model and let it decide every photo
+        it has not decided yet (its own earlier predictions, cached embeddings: cheap)."""
         if self.window.project is not None:
             self.window.project.set_active_model(folder)
             self.show_active_model()
+            self.classify()
 
     def edit_labels(self) -> None:
         if self.window.project is not None:

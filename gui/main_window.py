@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
                                        "When no label passes its threshold, give the photo its most likely "
                                        "label (right when every photo shows one of the labels)")
         self.a_fallback.setCheckable(True)
-        self.a_fallback.setChecked(self.settings.top1_fallback)
+        self.a_fallback.setChecked(True)  # the folder's own setting once one is open
         self.a_caption = self._action(model, "Caption &missing", self.jobs.caption_missing, "Ctrl+Shift+M",
                                       "Write a caption for every photo that has none (yours are never replaced)")
         self.a_train = self._action(model, "&Train from confirmed labels", lambda: self.jobs.train(), "Ctrl+Shift+T")
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         self.a_autotrain.setChecked(self.settings.retrain_every > 0)
         self._encoder_menu(model.addMenu("Image &encoder for training"))
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
-        self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train]
+        self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train, self.a_fallback]
         self._enable_project_actions(False)
 
     def _encoder_menu(self, menu: QMenu) -> None:
@@ -181,10 +181,11 @@ class MainWindow(QMainWindow):
         save_settings(self.settings)
 
     def set_top1_fallback(self, enabled: bool) -> None:
-        """Remembered; photos already classified are decided again (from cached embeddings)."""
-        self.settings.top1_fallback = bool(enabled)
-        save_settings(self.settings)
-        if self.project is not None and self.project.predictions:
+        """Remembered by the folder; its photos already classified are decided again (cached embeddings)."""
+        if self.project is None:
+            return
+        self.project.top1_fallback = bool(enabled)
+        if self.project.predictions:
             self.jobs.classify(redo=True)
 
     def _enable_project_actions(self, enabled: bool) -> None:
@@ -226,6 +227,7 @@ class MainWindow(QMainWindow):
             return False
         self.close_project()
         self.project = Project(store, self)
+        self.a_fallback.setChecked(self.project.top1_fallback)
         self.jobs.seed_labels()
         self.model.set_project(self.project)  # before our own slots: counts and selection need the rows
         self.detail.set_project(self.project)

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 
+from core.jobs.project import active_model_key
 from core.store.database import Label, ProjectStore
 from core.store.decisions import has_label, is_predicted, photo_labels
 from core.store.snapshot import ImageColumns
@@ -36,12 +37,9 @@ class LabelState:
         return self.confirmed if self.confirmed is not None else self.predicted
 
 
-def predictions_for(store: ProjectStore, image_ids: list[int]) -> dict[int, dict[str, tuple[float, bool]]]:
-    """Predictions of some images only (a caption job's batch, not the whole project)."""
-    return store.predictions(image_ids)
-
-
 _NONE: dict = {}  # read-only stand-in for a photo without predictions or decisions
+FALLBACK_KEY = "gui.top1_fallback"  # meta: the guess setting of this folder
+POLL_MS = 500  # how often the store is asked whether another process wrote to it
 FIRST_PAGE = 5_000  # more than any screen shows
 PAGE = 5_000  # about 25 ms of the event loop each (20,000 took 90 ms: a stall while scrolling)
 
@@ -56,6 +54,7 @@ class Project(QObject):
     images_changed = Signal(object)  # list[int]: image ids whose captions, labels or review state changed
     labels_changed = Signal()  # the label vocabulary
     newly_decided = Signal(int)  # how many photos just got their first decision from the person
+    changed_elsewhere = Signal(int)  # another process (the command line, a second window) changed this many photos
 
     def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -78,7 +77,16 @@ class Project(QObject):
         self.confirmations: dict[int, dict[str, bool]] = {}
         self.labels: list[Label] = []
         self.model_thresholds: dict[str, float] = {}  # the active model's, by label; missing: 0.5
+        self.model_key = ""  # identity of the active model: only its predictions are shown
+        # What other processes write is noticed through SQLite's data_version (microseconds to
+        # ask) and read back through the store's change log, photo by photo (`poll_external`).
+        self._seen_change = 0
+        self._data_version = 0
+        self._poll_timer = QTimer(self)
+        self._poll_timer.setInterval(POLL_MS)
+        self._poll_timer.timeout.connect(self.poll_external)
         self.reload()
+        self._poll_timer.start()
 
     @property
     def order(self) -> list[int]:
@@ -94,6 +102,7 @@ class Project(QObject):
         return self.store.folder
 
     def close(self) -> None:
+        self._poll_timer.stop()
         self.store.close()
 
     # -- reading --------------------------------------------------------------------------
@@ -102,9 +111,12 @@ class Project(QObject):
         self._page_timer.stop()
         self.records = ImageColumns()
         self._unannounced: list[int] = []  # read from the store, not yet in the grid
+        self._seen_change = store.last_change()  # before reading: a change made meanwhile is read again
+        self._data_version = store.data_version()
+        self.model_key = active_model_key(store)
         self.captions = store.captions()
-        self.predictions = store.predictions()
-        self.guesses = store.guessed_labels()
+        self.predictions = store.predictions(self.model_key)
+        self.guesses = store.guessed_labels(self.model_key)
         self.confirmations = store.confirmations()
         self.labels = store.labels()
         self._append_page(None, FIRST_PAGE)
@@ -184,14 +196,96 @@ class Project(QObject):
         """A classify batch just committed these images."""
         if not image_ids:
             return
-        self.predictions.update(predictions_for(self.store, image_ids))
-        fresh = self.store.guessed_labels(image_ids)
+        predicted = self.store.predictions(self.model_key, image_ids)
+        for image_id in image_ids:
+            self.predictions.pop(image_id, None)
+        self.predictions.update(predicted)
+        fresh = self.store.guessed_labels(self.model_key, image_ids)
         for image_id in image_ids:
             self.guesses.pop(image_id, None)
         self.guesses.update(fresh)
         if len(self.labels) != len(self.store.labels()):
             self.reload_labels()
         self.images_changed.emit(list(image_ids))
+
+    # -- what others wrote -----------------------------------------------------------------
+    def poll_external(self) -> int:
+        """Read back what another process committed since the last look (the command line, a
+        second window, a server); returns how many photos changed. Called on a timer and before
+        every edit, so an edit never writes back a stale copy of what it changes."""
+        store = self.store
+        try:
+            newest = store.last_change()  # read first: if nobody else wrote, every change up to it is ours
+            version = store.data_version()
+        except Exception:  # a closed or vanished store: the next open tells the person
+            return 0
+        if version == self._data_version:
+            self._seen_change = newest
+            return 0
+        self._data_version = version
+        found = store.changes_since(self._seen_change)
+        if found is None:  # too far behind: the change log was pruned past what this window saw
+            self.reload()
+            return len(self.order)
+        self._seen_change, changes = found
+        return self.apply_changes(changes)
+
+    def apply_changes(self, changes: list[tuple[int | None, str]]) -> int:
+        """Re-read the photos these change-log rows name, kind by kind; one repaint at the end."""
+        ids: dict[str, set[int]] = {}
+        whole: set[str] = set()
+        for image_id, kind in changes:
+            if image_id is None:
+                whole.add(kind)
+            else:
+                ids.setdefault(kind, set()).add(image_id)
+        store = self.store
+        touched: set[int] = set()
+        if "labels" in whole:
+            self.labels = store.labels()
+            self.labels_changed.emit()
+        if "model" in whole or "labels" in whole:
+            self.model_key = active_model_key(store)
+            self.predictions = store.predictions(self.model_key)
+            self.guesses = store.guessed_labels(self.model_key)
+            self.confirmations = store.confirmations()
+            touched.update(self.order)
+        elif "prediction" in ids:
+            chosen = sorted(ids["prediction"])
+            predicted = store.predictions(self.model_key, chosen)
+            guesses = store.guessed_labels(self.model_key, chosen)
+            for image_id in chosen:
+                self.predictions.pop(image_id, None)
+                self.guesses.pop(image_id, None)
+            self.predictions.update(predicted)
+            self.guesses.update(guesses)
+            touched.update(chosen)
+        if "caption" in ids:
+            chosen = sorted(ids["caption"])
+            fresh = store.captions(chosen)
+            for image_id in chosen:
+                if image_id in fresh:
+                    self.captions[image_id] = fresh[image_id]
+                else:
+                    self.captions.pop(image_id, None)
+            touched.update(chosen)
+        if "decision" in ids:
+            chosen = sorted(ids["decision"])
+            decided = store.confirmations(chosen)
+            for image_id in chosen:
+                self.confirmations.pop(image_id, None)
+            self.confirmations.update(decided)
+            touched.update(chosen)
+        if "reviewed" in ids:
+            chosen = sorted(ids["reviewed"])
+            marked = store.reviewed_among(chosen)
+            self.reviewed.difference_update(chosen)
+            self.reviewed.update(marked)
+            touched.update(chosen)
+        if touched:
+            self.images_changed.emit(sorted(touched))
+            self.changed_elsewhere.emit(len(touched))
+        return len(touched)
 
     def image_path(self, image_id: int) -> Path:
         return self.store.image_path(self.records[image_id])
@@ -285,11 +379,23 @@ class Project(QObject):
             self.reviewed.difference_update(image_ids)
         self.images_changed.emit(list(image_ids))
 
+    @property
+    def top1_fallback(self) -> bool:
+        """Whether a photo where no label passes gets its most likely one as a guess: a setting
+        of the folder (a folder of other things wants it off), kept in its store."""
+        return self.store.get_meta(FALLBACK_KEY) != "0"
+
+    @top1_fallback.setter
+    def top1_fallback(self, enabled: bool) -> None:
+        self.store.set_meta(FALLBACK_KEY, "1" if enabled else "0")
+
     def get_active_model(self) -> Path | None:
         return self.store.active_model()
 
     def set_active_model(self, folder: Path | None) -> None:
+        """Show the predictions of the model now active (none until it has decided the photos)."""
         self.store.set_active_model(folder)
+        self.apply_changes([(None, "model")])
 
     def models_dir(self) -> Path:
         """Models trained on this project live beside its database."""

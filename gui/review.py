@@ -23,13 +23,17 @@ def toggle_label(project: Project, image_ids: list[int], name: str) -> None:
 
 
 def accept_predictions(project: Project, image_ids: list[int]) -> None:
-    """Confirm every label as currently shown (decisions kept, predictions adopted), mark reviewed."""
+    """Confirm every label as currently shown (decisions kept, predictions adopted), mark reviewed.
+    A guess (the model's most likely label where none passed its threshold, shown as `name?`) is
+    not a decision: it stays a guess until the person confirms that label itself."""
     if not image_ids:
         return
+    project.poll_external()  # accept what the store holds now, not a copy another process has changed
     changes: list[tuple[int, str, bool | None]] = []
     for image_id in image_ids:
         shown = set(project.effective_labels(image_id))
-        changes.extend((image_id, name, name in shown) for name in project.label_names())
+        changes.extend((image_id, name, name in shown) for name in project.label_names()
+                       if not project.is_guess(image_id, name))
     text = "accept labels" + (f" of {len(image_ids)} images" if len(image_ids) > 1 else "")
     project.undo_stack.push(LabelsCommand(project, text, changes, mark_reviewed=image_ids))
 

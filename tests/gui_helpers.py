@@ -47,7 +47,10 @@ def fake_predictions(store: object, labels: tuple[str, ...] = ("person", "cat", 
 
     ids = [r.id for r in store.images()]  # type: ignore[attr-defined]
     probs = np.linspace(0.05, 0.95, len(ids) * len(labels)).reshape(len(ids), len(labels)).astype(np.float32)
-    store.save_predictions(ids, probs, probs >= 0.5, list(labels), "test-model")  # type: ignore[attr-defined]
+    from core.jobs.project import active_model_key
+
+    # under the active model's identity: the app shows that model's predictions and no other's
+    store.save_predictions(ids, probs, probs >= 0.5, list(labels), active_model_key(store))  # type: ignore[arg-type, attr-defined]
 
 
 @pytest.fixture

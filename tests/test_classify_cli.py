@@ -90,7 +90,7 @@ def test_interrupted_classify_resumes_without_redoing(sample_folder: Path) -> No
             if finished:
                 cancel.cancel()
     assert len(finished) == 2
-    assert set(store.prediction_inputs(classifier.version)) == set(finished)
+    assert set(store.prediction_inputs(classifier.key)) == set(finished)
     report = run_to_end(classify_project(store, classifier, batch_size=2))
     assert (report.classified, report.already_done) == (2, 2)
     store.set_caption(finished[0], "a new caption", "typed")
@@ -145,12 +145,12 @@ def test_generated_captions_are_not_read_unless_asked(sample_folder: Path) -> No
     classifier = Classifier()
     run_to_end(classify_project(store, classifier))
     cat_id = store.image_ids_by_relpath()["chelsea.jpg"]
-    photo_only = store.predictions()[cat_id]
+    photo_only = store.predictions(classifier.key)[cat_id]
     store.set_caption(cat_id, "a red double decker bus on a city street", "generated")
     assert run_to_end(classify_project(store, classifier)).classified == 0  # nothing it reads changed
-    assert store.predictions()[cat_id] == photo_only
+    assert store.predictions(classifier.key)[cat_id] == photo_only
     run_to_end(classify_project(store, classifier, use_generated_captions=True))
-    assert store.predictions()[cat_id]["bus"][0] > photo_only["bus"][0]
+    assert store.predictions(classifier.key)[cat_id]["bus"][0] > photo_only["bus"][0]
 
 
 def test_a_bare_carriage_return_cannot_split_a_record_or_smuggle_a_formula(sample_folder: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from core.cli import main
 from core.errors import TaglineError
 from core.progress import run_to_end
 from core.store.database import ProjectStore
+from core.tagging.classifier import Classifier
 from tests.conftest import SAMPLE
 
 ray = pytest.importorskip("ray")
@@ -44,7 +45,7 @@ def copy_sample(target: Path) -> Path:
 def predictions(folder: Path) -> dict[str, dict[str, tuple[float, bool]]]:
     with ProjectStore(folder) as store:
         names = {r.id: r.relpath for r in store.images()}
-        return {names[i]: p for i, p in store.predictions().items()}
+        return {names[i]: p for i, p in store.predictions(Classifier().key).items()}
 
 
 def test_ray_gives_the_local_labels_and_probabilities(local_ray: None, tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_classify_killed_midway_resumes_and_finishes(comp_slice: Path) -> None:
     from core.tagging.classifier import Classifier, classify_project
 
     command = [sys.executable, "-m", "gui.entry", "-q", "classify", str(comp_slice), "--batch-size", "8"]
-    version = Classifier().version
+    version = Classifier().key
     done_after_kill: list[int] = []
     for kill in range(2):
         process = subprocess.Popen(command, cwd=ROOT)

@@ -13,7 +13,7 @@ import pytest
 
 from core.cli import EXIT_ERROR, main
 from core.errors import ModelError, TaglineError
-from core.formats.exporting import export_csv
+from core.formats.exporting import collect_rows, export_csv
 from core.models.model_files import default_model_dir, load_head_weights, read_info, save_classifier
 from core.progress import run_to_end
 from core.store.database import ProjectStore
@@ -32,12 +32,12 @@ def test_export_on_a_full_disk_keeps_the_previous_export(sample_folder: Path, tm
     store = ProjectStore(sample_folder)
     run_to_end(sync_folder(store))
     out = tmp_path / "labels.csv"
-    export_csv(store, out)
+    export_csv(store, out, collect_rows(store, "no model"))
     before = out.read_bytes()
     store.set_caption(store.images()[0].id, "a newer caption", "typed")
     fail_fsync(monkeypatch)
     with pytest.raises(TaglineError, match="disk is full"):
-        export_csv(store, out)
+        export_csv(store, out, collect_rows(store, "no model"))
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv", "photos"]
 

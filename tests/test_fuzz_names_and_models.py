@@ -57,7 +57,7 @@ def test_fuzzed_file_names_are_scanned_stored_and_exported(tmp_path_factory: pyt
         for record in store.images():  # every stored name opens its file again
             assert store.image_path(record).read_bytes() == photo
         out = root.parent / f"{root.name}.csv"
-        assert export_csv(store, out) == len(stored)
+        assert export_csv(store, out, collect_rows(store, "no model")) == len(stored)
         assert {row["ImageID"] for row in read_back(out.read_bytes().decode("utf-8"))} == stored
     shutil.rmtree(root)
 
@@ -74,7 +74,7 @@ def test_fuzzed_captions_export_one_record_each_and_never_a_live_formula(sample_
     ids = sorted(store.image_ids_by_relpath().values())
     store.set_captions(zip(ids, captions), "typed")
     out = tmp_path / "out.csv"
-    export_csv(store, out, collect_rows(store))
+    export_csv(store, out, collect_rows(store, "no model"))
     rows = read_back(out.read_bytes().decode("utf-8"))
     assert len(rows) == 4  # no caption splits or swallows a record
     by_id = store.image_ids_by_relpath()

@@ -65,11 +65,11 @@ def test_turning_the_fallback_off_decides_again_and_leaves_other_things_unlabell
     project, ids = open_and_classify(qtbot, window, sample_folder)
     assert project.effective_labels(ids["rocket.jpg"])  # the fallback gave it one
     window.a_fallback.trigger()  # untick
-    assert window.settings.top1_fallback is False and not window.a_fallback.isChecked()
+    assert project.top1_fallback is False and not window.a_fallback.isChecked()  # the folder's setting
     qtbot.waitUntil(lambda: not window.jobs.queue.busy and not project.effective_labels(ids["rocket.jpg"]),
                     timeout=240_000)
     assert project.effective_labels(ids["chelsea.jpg"]) == ["cat"]
-    assert not project.store.predictions()[ids["rocket.jpg"]]["person"][1]  # decided again in the store too
+    assert not project.store.predictions(project.model_key)[ids["rocket.jpg"]]["person"][1]  # decided again in the store too
 
 
 def test_confirmations_retrain_in_the_background_and_n_goes_to_the_least_sure_photo(qtbot, window, sample_folder):
@@ -89,8 +89,9 @@ def test_confirmations_retrain_in_the_background_and_n_goes_to_the_least_sure_ph
     assert len(window_errors()) == errors_before, window_errors()
     active = project.get_active_model()
     assert active.parent == project.models_dir() and (active / "model.json").is_file()
-    version = window.jobs.model_versions()[-1][0]
-    assert {v for v in project.store.prediction_inputs(version)} == set(ids.values())  # decided again
+    from core.models.model_identity import model_key
+
+    assert set(project.store.prediction_inputs(model_key(active))) == set(ids.values())  # decided again
     window.next_to_label()
     chosen = window.selected_ids()
     assert len(chosen) == 1 and chosen[0] in {ids["coffee.jpg"], ids["rocket.jpg"]}

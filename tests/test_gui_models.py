@@ -124,8 +124,8 @@ def test_a_fallback_label_is_shown_as_a_guess_until_confirmed(synced_store):
     probs[1, 15] = 0.2  # cat, the most likely but under every threshold: the fallback
     codes = classifier.decision_codes(probs, np.ones(len(ids), np.float32))
     assert codes[0, 0] == 1 and codes[1, 15] == FALLBACK and codes[1].sum() == FALLBACK
-    synced_store.save_predictions(ids, probs, codes, classifier.labels, classifier.version)
-    assert synced_store.guessed_labels() == {ids[1]: {"cat"}, ids[2]: {"person"}, ids[3]: {"person"}}
+    synced_store.save_predictions(ids, probs, codes, classifier.labels, classifier.key)
+    assert synced_store.guessed_labels(classifier.key) == {ids[1]: {"cat"}, ids[2]: {"person"}, ids[3]: {"person"}}
     project = Project(synced_store)
     model = GalleryModel(project, ThumbnailLoader())
     row = {model.data(model.index(r), PredictedLabelsRole)[0]: r for r in range(model.rowCount())}

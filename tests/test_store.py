@@ -81,7 +81,7 @@ def test_predictions_and_embeddings_round_trip(sample_folder: Path) -> None:
     ids = sorted(store.image_ids_by_relpath().values())
     probs = np.array([[0.9, 0.1]] * len(ids), np.float32)
     store.save_predictions(ids, probs, probs > 0.5, ["cat", "traffic light"], "v1", ["k"] * len(ids))
-    assert store.predictions()[ids[0]] == {"cat": (pytest.approx(0.9), True), "traffic light": (pytest.approx(0.1), False)}
+    assert store.predictions("v1")[ids[0]] == {"cat": (pytest.approx(0.9), True), "traffic light": (pytest.approx(0.1), False)}
     assert store.prediction_inputs("v1") == {i: "k" for i in ids}
     vector = np.linspace(-1, 1, 8, dtype=np.float32)
     store.save_embeddings("image:x", [(ids[0], "d", vector)])
@@ -131,8 +131,8 @@ def test_deleted_label_is_restored_exactly(sample_folder: Path) -> None:
     store.ensure_labels(["dog", "bird"])
     assert store.labels()[-1].id == cup.label.id  # SQLite hands out the freed id again
     store.restore_label(cup)
-    assert set(store.predictions()[ids[0]]) == {"person", "cup"}
-    assert store.predictions()[ids[2]]["cup"] == (pytest.approx(float(probs[2, 2])), bool(probs[2, 2] > 0.5))
+    assert set(store.predictions("v1")[ids[0]]) == {"person", "cup"}
+    assert store.predictions("v1")[ids[2]]["cup"] == (pytest.approx(float(probs[2, 2])), bool(probs[2, 2] > 0.5))
     assert store.integrity_ok()
 
 

@@ -153,7 +153,7 @@ def classify_on_ray(store: ProjectStore, classifier: Classifier | None = None, a
     `workers` actors (default: one per CPU the cluster has) that load `classifier`'s folder
     (the bundled model when None) with its fallback setting; committed as batches arrive."""
     from core.models.embedding import caption_key
-    from core.tagging.classifier import Classifier, classification_captions, records_to_classify
+    from core.tagging.classifier import Classifier, classification_captions, records_to_classify, save_predictions
 
     started = time.perf_counter()
     classifier = classifier or Classifier()
@@ -161,7 +161,6 @@ def classify_on_ray(store: ProjectStore, classifier: Classifier | None = None, a
     captions = classification_captions(store)
     records, current = records_to_classify(store, classifier, captions, redo)
     report = RayClassifyReport(already_done=len(current) - len(records))
-    labels = classifier.labels
     yield Progress("classify", 0, len(records), message="starting Ray")
     if not records:
         return report
@@ -187,9 +186,8 @@ def classify_on_ray(store: ProjectStore, classifier: Classifier | None = None, a
                                                                for r, i in zip(records_ok, ok)])
                     store.save_embeddings(encoders.text_key, [(r.id, caption_key(captions[r.id][0]), batch["text"][i])
                                                               for r, i in zip(records_ok, ok) if r.id in captions])
-                    store.save_predictions(ids, np.stack([batch["probs"][i] for i in ok]),
-                                           np.stack([batch["codes"][i] for i in ok]), labels, classifier.version,
-                                           [current[i] for i in ids])
+                    save_predictions(store, classifier, ids, np.stack([batch["probs"][i] for i in ok]),
+                                     np.stack([batch["codes"][i] for i in ok]), [current[i] for i in ids])
             report.classified += len(records_ok)
             yield Progress("classify", report.classified + len(report.failures), len(records),
                            failed=len(report.failures), extra={"image_ids": [r.id for r in records_ok]})

@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from core.errors import CsvImportError
-from core.store.database import ProjectStore
+from core.store.database import CAPTION_SOURCES, ProjectStore
 
 _ID_COLUMNS = ("imageid", "image_id", "image", "filename", "file", "path")
 _LABEL_COLUMNS = ("labels", "label", "tags")
 _CAPTION_COLUMNS = ("caption", "captions", "text", "description")
+# Tagline's own export says which labels the person decided and where each caption came from,
+# so importing it restores exactly those decisions (its Labels column also holds predictions).
+CONFIRMED_COLUMN, REJECTED_COLUMN, SOURCE_COLUMN = "Confirmed", "Rejected", "CaptionSource"
+COMPLETE_CHOICES = ("file", "all", "none")  # which labels a plain row's Labels cell is complete for
 csv.field_size_limit(10 * 1024 * 1024)
 
 
@@ -30,6 +34,8 @@ class CaptionRow:
     image_id: str
     labels: tuple[str, ...] | None  # the raw Labels cell (split later); None: no such column
     caption: str | None
+    decided: tuple[str, str] | None = None  # raw Confirmed and Rejected cells of a Tagline export
+    source: str | None = None  # CaptionSource of a Tagline export
 
 
 @dataclass
@@ -44,6 +50,28 @@ class ImportReport:
     labelled: int = 0
     kept_existing: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    added: int = 0  # decisions on a label the person had not decided for that photo
+    changed: list[tuple[str, str, bool]] = field(default_factory=list)  # (photo, label, now present): earlier decisions overturned
+    unchanged: int = 0  # decisions the person had made already
+    complete_for: list[str] = field(default_factory=list)  # labels a row's Labels cell decided, named or not
+    restored: bool = False  # the file is a Tagline export: its Confirmed/Rejected columns were read
+
+    def summary(self) -> list[str]:
+        """What the import did to the person's decisions, in words."""
+        lines = [f"{self.added} new label decisions, {len(self.changed)} earlier decisions changed, "
+                 f"{self.unchanged} already so"]
+        if self.restored:
+            lines.append("read as a Tagline export: only its Confirmed and Rejected labels became decisions, "
+                         "and each caption keeps its CaptionSource")
+        elif self.labelled:
+            named = ", ".join(self.complete_for[:12]) + (" ..." if len(self.complete_for) > 12 else "")
+            lines.append(f"a row's Labels decide these labels, present or absent: {named or 'only the ones it names'}; "
+                         f"every other label was left as it was")
+        for photo, label, present in self.changed[:10]:
+            lines.append(f"changed: {photo} {label} is now {'present' if present else 'absent'}")
+        if len(self.changed) > 10:
+            lines.append(f"... and {len(self.changed) - 10} more changed decisions")
+        return lines
 
 
 def load_label_map(path: Path | str) -> dict[str, str]:
@@ -120,6 +148,7 @@ def read_caption_csv(path: Path | str) -> CsvReadResult:
     except csv.Error as exc:
         raise CsvImportError(str(path), f"unreadable header ({exc})", line=1) from exc
     columns = _locate_columns(path, header)
+    extra = _export_columns(header)
     line = reader.line_num + 1
     while True:
         try:
@@ -133,7 +162,7 @@ def read_caption_csv(path: Path | str) -> CsvReadResult:
         row_line, line = line, reader.line_num + 1
         if not record or all(not cell.strip() for cell in record):
             continue
-        parsed = _parse_row(record, columns, row_line)
+        parsed = _parse_row(record, columns, row_line, extra)
         if isinstance(parsed, str):
             result.rejected.append((row_line, parsed))
         elif parsed.image_id in seen:
@@ -163,7 +192,19 @@ def _locate_columns(path: Path, header: list[str]) -> tuple[int, int | None, int
     return id_col, label_col, caption_col
 
 
-def _parse_row(record: list[str], columns: tuple[int, int | None, int | None], line: int) -> CaptionRow | str:
+def _export_columns(header: list[str]) -> tuple[int, int, int | None] | None:
+    """Where a Tagline export keeps Confirmed, Rejected (and CaptionSource); None for other files."""
+    names = [cell.strip().lower() for cell in header]
+    found = [names.index(c.lower()) if c.lower() in names else None
+             for c in (CONFIRMED_COLUMN, REJECTED_COLUMN, SOURCE_COLUMN)]
+    confirmed, rejected, source = found
+    if confirmed is None or rejected is None:
+        return None
+    return confirmed, rejected, source
+
+
+def _parse_row(record: list[str], columns: tuple[int, int | None, int | None], line: int,
+               extra: tuple[int, int, int | None] | None = None) -> CaptionRow | str:
     id_col, label_col, caption_col = columns
     width = max(c for c in columns if c is not None) + 1
     if len(record) < width:
@@ -179,7 +220,13 @@ def _parse_row(record: list[str], columns: tuple[int, int | None, int | None], l
     if label_col is not None:
         labels = (record[label_col].strip(),) if record[label_col].strip() else ()
     caption = record[caption_col].strip() if caption_col is not None else None
-    return CaptionRow(line, relpath, labels, caption or None)
+    decided, source = None, None
+    if extra is not None:
+        confirmed, rejected, source_col = (record[i].strip() if i is not None and i < len(record) else ""
+                                           for i in extra)
+        decided = (confirmed, rejected)
+        source = source_col or None
+    return CaptionRow(line, relpath, labels, caption or None, decided, source)
 
 
 def import_rows(
@@ -188,50 +235,93 @@ def import_rows(
     label_map: dict[str, str] | None = None,
     overwrite_captions: bool = True,
     import_labels: bool = True,
+    complete: str = "file",
 ) -> ImportReport:
-    """Write captions (source "imported") and confirmed labels in one transaction."""
+    """Write captions and the person's label decisions in one transaction.
+
+    A row decides the labels it names (present); for labels it does not name it decides only what
+    `complete` says: "file", the labels the file names anywhere (a seed CSV lists every label of its
+    set); "all", every label of the project; "none", nothing. A Tagline export is read back exactly:
+    its Confirmed and Rejected columns are the decisions, its CaptionSource each caption's source.
+    """
+    if complete not in COMPLETE_CHOICES:
+        raise ValueError(f"complete must be one of {COMPLETE_CHOICES}")
+    # an explicit label map names the file's label set (and its order)
+    vocabulary: list[str] = list(dict.fromkeys(label_map.values())) if label_map and import_labels else []
     if import_labels:
         label_map = resolve_label_map(store, read, label_map)
     report = ImportReport(rejected=list(read.rejected))
     ids = store.image_ids_by_relpath()
     existing = store.captions()
-    captions: list[tuple[int, str]] = []
-    confirmations: list[tuple[int, str, bool | None]] = []
-    labelled: set[int] = set()  # an empty Labels cell is a decision too: none of the labels
-    vocabulary: list[str] = [] if label_map is None else list(dict.fromkeys(label_map.values()))
+    captions: dict[str, list[tuple[int, str]]] = {}
+    decisions: dict[tuple[int, str], bool] = {}
+    labelled: list[tuple[int, str]] = []  # (image id, photo) of plain rows with a Labels cell
     for row in read.rows:
         image_id = ids.get(row.image_id)
         if image_id is None:
             report.rejected.append((row.line, f"no image {row.image_id!r} in the folder"))
             continue
-        names = _map_labels(row.labels, label_map) if import_labels and row.labels is not None else None
-        if isinstance(names, str):  # a rejected row imports nothing, its caption neither
-            report.rejected.append((row.line, names))
+        parsed = _row_decisions(row, label_map) if import_labels else {}
+        if isinstance(parsed, str):  # a rejected row imports nothing, its caption neither
+            report.rejected.append((row.line, parsed))
             continue
         if row.caption is not None:
             if image_id in existing and existing[image_id][1] == "typed" and not overwrite_captions:
                 report.kept_existing += 1
             else:
-                captions.append((image_id, row.caption))
-        if names is not None:
-            vocabulary.extend(n for n in names if n not in vocabulary)
-            confirmations.extend((image_id, name, True) for name in names)
-            labelled.add(image_id)
+                source = row.source if row.source in CAPTION_SOURCES else "imported"
+                captions.setdefault(source, []).append((image_id, row.caption))
+        if parsed is not None:
+            vocabulary.extend(n for n in parsed if n not in vocabulary)
+            decisions.update(((image_id, name), present) for name, present in parsed.items())
             report.labelled += 1
+            if row.decided is None:
+                labelled.append((image_id, row.image_id))
+    report.restored = any(row.decided is not None for row in read.rows)
     store.ensure_labels(vocabulary, _external_ids(vocabulary, label_map))
-    if import_labels:
-        # A labelled row is a complete decision: labels it does not name are absent.
-        _add_negatives(confirmations, labelled, [lab.name for lab in store.labels()])
+    if import_labels and labelled and complete != "none":
+        names = [lab.name for lab in store.labels()] if complete == "all" else vocabulary
+        report.complete_for = list(names)
+        for image_id, _ in labelled:
+            for name in names:
+                decisions.setdefault((image_id, name), False)
+    photos = {image_id: photo for photo, image_id in ids.items()}
+    before = store.confirmations(sorted({i for i, _ in decisions}))
+    writes: list[tuple[int, str, bool | None]] = []
+    for (image_id, name), present in decisions.items():
+        earlier = before.get(image_id, {}).get(name)
+        if earlier is None:
+            report.added += 1
+        elif earlier == present:
+            report.unchanged += 1
+            continue
+        else:
+            report.changed.append((photos.get(image_id, str(image_id)), name, present))
+        writes.append((image_id, name, present))
     with store.transaction():
-        store.set_captions(captions, "imported")
-        store.confirm_many(confirmations)
-    report.captions = len(captions)
+        for source, items in captions.items():
+            store.set_captions(items, source)
+        store.confirm_many(writes)
+    report.captions = sum(len(items) for items in captions.values())
     return report
 
 
-def _add_negatives(confirmations: list[tuple[int, str, bool | None]], ids: set[int], names: list[str]) -> None:
-    positives = {(i, n) for i, n, _ in confirmations}
-    confirmations.extend((i, n, False) for i in sorted(ids) for n in names if (i, n) not in positives)
+def _row_decisions(row: CaptionRow, label_map: dict[str, str] | None) -> dict[str, bool] | str | None:
+    """label -> present for one row; None when the row decides nothing; a string says why it is rejected."""
+    if row.decided is not None:
+        confirmed, rejected = (_map_labels((cell,), label_map) for cell in row.decided)
+        if isinstance(confirmed, str):
+            return confirmed
+        if isinstance(rejected, str):
+            return rejected
+        both = set(confirmed) & set(rejected)
+        if both:
+            return f"label(s) {', '.join(sorted(both))} both confirmed and rejected"
+        return {**{n: False for n in rejected}, **{n: True for n in confirmed}}
+    if row.labels is None:
+        return None
+    names = _map_labels(row.labels, label_map)
+    return names if isinstance(names, str) else {n: True for n in names}
 
 
 def split_labels(cell: str, vocabulary: Iterable[str] = ()) -> list[str]:

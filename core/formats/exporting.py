@@ -31,6 +31,16 @@ class ExportRow:
     caption_source: str
     probabilities: dict[str, float]
     confirmed: dict[str, bool]
+    predicted: bool = True  # the model asked for has a prediction for this photo
+
+
+def labels_cell(names: list[str]) -> str:
+    """Names joined by ";" so that `split_labels` reads the same names back: one name holding
+    "," or "|" gets a trailing ";" (else it would be split there)."""
+    cell = ";".join(names)
+    if len(names) == 1 and any(sep in names[0] for sep in (",", "|")):
+        cell += ";"
+    return cell
 
 
 def neutralise_formula(cell: str) -> str:
@@ -79,13 +89,15 @@ def check_output_path(store: ProjectStore, path: Path, inputs: Iterable[Path] = 
 
 
 def collect_rows(
-    store: ProjectStore, image_ids: Iterable[int] | None = None, predicted_only: bool = False,
+    store: ProjectStore, model_key: str, image_ids: Iterable[int] | None = None, predicted_only: bool = False,
     threshold: float | None = None,
 ) -> list[ExportRow]:
-    """Final labels per image (`core.store.decisions.photo_labels`, at `threshold` when the person chose
-    one instead of the model's); with `predicted_only`, the model's alone (for scoring it)."""
+    """Final labels per image (`core.store.decisions.photo_labels`: the person's decision, else the
+    prediction of the model `model_key` (the active one for an export), at `threshold` when the
+    person chose one instead of the model's); with `predicted_only`, the model's alone (to score it).
+    No other model's prediction is ever read."""
     captions = store.captions()
-    predictions = store.predictions()
+    predictions = store.predictions(model_key)
     confirmations = store.confirmations()
     order = [lab.name for lab in store.labels()]
     wanted = set(image_ids) if image_ids is not None else None
@@ -98,7 +110,7 @@ def collect_rows(
         final = photo_labels(order, predicted, confirmed, threshold)
         text, source = captions.get(record.id, ("", ""))
         rows.append(ExportRow(record.id, record.relpath, final, text, source,
-                              {n: p for n, (p, _) in predicted.items()}, confirmed))
+                              {n: p for n, (p, _) in predicted.items()}, confirmed, bool(predicted)))
     return rows
 
 
@@ -117,10 +129,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def export_csv(
-    store: ProjectStore, path: Path, rows: list[ExportRow] | None = None,
+    store: ProjectStore, path: Path, rows: list[ExportRow],
     label_ids: bool = False, probabilities: bool = False,
 ) -> int:
-    rows = collect_rows(store) if rows is None else rows
     labels = store.labels()
     ids = {lab.name: lab.external_id or lab.name for lab in labels}
     if label_ids and any(lab.external_id is None for lab in labels):
@@ -128,11 +139,20 @@ def export_csv(
         raise TaglineError(f"labels without an id cannot be written as ids: {', '.join(missing)}")
     check_output_path(store, path)
     names = [lab.name for lab in labels]
-    header = ["ImageID", "Labels", "Caption", *([f"p_{n}" for n in names] if probabilities else [])]
+    # The first three columns are the seed format; the next three make the file read back exactly
+    # (`import` restores the decisions from Confirmed/Rejected, the caption sources from CaptionSource).
+    header = ["ImageID", "Labels", "Caption", "Confirmed", "Rejected", "CaptionSource",
+              *([f"p_{n}" for n in names] if probabilities else [])]
+
+    def cell(chosen: list[str]) -> str:
+        return " ".join(ids[n] for n in chosen) if label_ids else labels_cell(chosen)
+
     lines = []
     for row in rows:
-        shown = [ids[n] if label_ids else n for n in row.labels]
-        cells = [row.relpath, " ".join(shown) if label_ids else ";".join(shown), row.caption]
+        decided = [n for n in names if n in row.confirmed]
+        cells = [row.relpath, cell(row.labels), row.caption,
+                 cell([n for n in decided if row.confirmed[n]]), cell([n for n in decided if not row.confirmed[n]]),
+                 row.caption_source]
         if probabilities:
             cells += [f"{row.probabilities[n]:.4f}" if n in row.probabilities else "" for n in names]
         lines.append(cells)
@@ -140,8 +160,7 @@ def export_csv(
     return len(rows)
 
 
-def export_json(store: ProjectStore, path: Path, rows: list[ExportRow] | None = None) -> int:
-    rows = collect_rows(store) if rows is None else rows
+def export_json(store: ProjectStore, path: Path, rows: list[ExportRow]) -> int:
     check_output_path(store, path)
     payload = [
         {"image": r.relpath, "labels": r.labels, "caption": r.caption, "caption_source": r.caption_source,
@@ -168,12 +187,11 @@ class SidecarReport:
         return "; ".join(parts)
 
 
-def export_sidecars(store: ProjectStore, rows: list[ExportRow] | None = None, overwrite: bool = False) -> SidecarReport:
+def export_sidecars(store: ProjectStore, rows: list[ExportRow], overwrite: bool = False) -> SidecarReport:
     """`photo.txt` beside each photo with its caption (kohya / TagGUI convention); a photo
     sharing its stem with another gets `photo.jpg.txt`, so no caption overwrites another."""
     from core.formats.captions_io import sidecar_paths
 
-    rows = collect_rows(store) if rows is None else rows
     paths = sidecar_paths(store)
     report = SidecarReport()
     for row in rows:

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.formats.exporting import check_output_path, collect_rows, export_csv
 from core.jobs.importing import ImportOutcome, ImportRequest, import_job
-from core.jobs.project import Notes, project_model
+from core.jobs.project import Notes, active_model_key, project_model
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
 from core.tagging.classifier import Classifier, ClassifyReport, classify_project
@@ -79,8 +79,9 @@ def classify_job(store: ProjectStore, request: ClassifyRequest, cancel: CancelTo
     rate = report.classified / report.seconds if report.seconds else 0.0
     notes.info.append(f"classified {report.classified} images ({rate:.1f}/s on {report.provider or 'no device'}), "
                       f"{report.already_done} already done, {len(report.failures)} failed; model {classifier.version}")
-    if request.out:
-        rows = collect_rows(store, predicted_only=True)
+    store.forget_models(keep=[classifier.key, active_model_key(store)])
+    if request.out:  # what `export` writes when this model is the active one: decisions first
+        rows = collect_rows(store, classifier.key)
         export_csv(store, request.out, rows, label_ids=request.label_ids, probabilities=request.probabilities)
         outcome.rows_written = len(rows)
         notes.info.append(f"wrote {len(rows)} rows to {request.out}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.formats.exporting import collect_rows, export_csv, export_json, export_sidecars
+from core.jobs.project import active_model_folder, active_model_key
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
 
@@ -26,13 +27,19 @@ class ExportRequest:
 class ExportOutcome:
     written: int  # rows, or caption files for sidecars
     summary: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken | None = None) -> Job[ExportOutcome]:
     if request.fmt not in ("csv", "json", "sidecars"):
         raise ValueError(f"unknown export format {request.fmt!r}")
     yield Progress("export", 0, 1, message="collecting rows")
-    rows = collect_rows(store, request.image_ids, request.predicted_only, request.threshold)
+    rows = collect_rows(store, active_model_key(store), request.image_ids, request.predicted_only, request.threshold)
+    unpredicted = sum(1 for r in rows if not r.predicted)
+    notes: list[str] = []
+    if unpredicted:
+        notes.append(f"{unpredicted} photos have no prediction by the active model ({active_model_folder(store)}), "
+                     f"so only the person's decisions are written for them: run classify to decide them")
     if cancel is not None:
         cancel.raise_if_cancelled()
     if request.fmt == "sidecars":
@@ -48,5 +55,6 @@ def export_job(store: ProjectStore, request: ExportRequest, cancel: CancelToken 
         else:
             count = export_json(store, request.path, rows)
         outcome = ExportOutcome(count, f"exported {count} images to {request.path}")
+    outcome.warnings = notes
     yield Progress("export", 1, 1, message=outcome.summary)
     return outcome

@@ -18,6 +18,7 @@ class ImportRequest:
     label_map: Path | None = None  # JSON id -> name, for CSVs that use label ids
     labels: bool = True  # import the Labels column as confirmed decisions
     keep_typed: bool = False  # keep captions a person typed
+    complete: str = "file"  # which labels a row's Labels cell decides (core.formats.captions_io.import_rows)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ImportOutcome:
     sidecars: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     messages: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)  # what happened to the person's decisions, in words
 
 
 def import_job(store: ProjectStore, request: ImportRequest, cancel: CancelToken | None = None) -> Job[ImportOutcome]:
@@ -35,8 +37,10 @@ def import_job(store: ProjectStore, request: ImportRequest, cancel: CancelToken 
     if request.captions is not None:
         label_map = load_label_map(request.label_map) if request.label_map else None
         report = import_rows(store, read_caption_csv(request.captions), label_map,
-                             overwrite_captions=not request.keep_typed, import_labels=request.labels)
+                             overwrite_captions=not request.keep_typed, import_labels=request.labels,
+                             complete=request.complete)
         outcome.captions, outcome.labelled, outcome.rejected = report.captions, report.labelled, report.rejected
+        outcome.decisions = report.summary() if request.labels else []
         outcome.messages += [f"{request.captions}, line {line}: {reason}" for line, reason in report.rejected[:MAX_LISTED]]
         if len(report.rejected) > MAX_LISTED:
             outcome.messages.append(f"... and {len(report.rejected) - MAX_LISTED} more rejected rows")
@@ -56,6 +60,7 @@ def import_summary(request: ImportRequest, outcome: ImportOutcome) -> list[str]:
     if request.captions is not None:
         lines.append(f"imported {outcome.captions} captions, {outcome.labelled} labelled rows, "
                      f"{len(outcome.rejected)} rows rejected")
+        lines += outcome.decisions
     if outcome.sidecars:
         lines.append(f"imported {outcome.sidecars} captions from .txt sidecars")
     return lines

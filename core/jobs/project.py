@@ -40,6 +40,25 @@ def scan_notes(report: SyncReport) -> Notes:
     return notes
 
 
+def active_model_folder(store: ProjectStore) -> Path:
+    """The folder of the model whose predictions the person sees and exports: the project's own
+    when it is still there, else the bundled one."""
+    from core.models.model_files import default_model_dir
+
+    active = store.active_model()
+    if active is not None and (active / "model.json").is_file():
+        return active
+    return default_model_dir()
+
+
+def active_model_key(store: ProjectStore) -> str:
+    """The identity of the active model (`core.models.model_identity`): every face (grid, export,
+    server, `classify --out` of the active model) shows its predictions and no other model's."""
+    from core.models.model_identity import model_key
+
+    return model_key(active_model_folder(store))
+
+
 def project_model(store: ProjectStore, model: Path | str | None, notes: Notes) -> Path | None:
     """The model folder a verb uses: the one asked for; else the project's own (the last one
     `train` made for it, or the one chosen in the app); else None, the bundled one."""

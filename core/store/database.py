@@ -29,7 +29,7 @@ from core.store.snapshot import SHOWN_COLUMNS, ShownImage, ShownRow
 # with 64 MiB 53.0 s, 128 MiB 49.5 s (11.9x), 256 MiB 46.9 s (docs/benchmarks.md); without that
 # index, 29.0 s against 2.8 s (10.4x). Pages are taken as used.
 PAGE_CACHE_KIB = 128 * 1024
-SCHEMA_VERSION = 5  # PRAGMA user_version; stores of version 1 kept it in meta only
+SCHEMA_VERSION = 6  # PRAGMA user_version; stores of version 1 kept it in meta only
 # Statements that bring a store from version N-1 to N, applied in one transaction on open.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("ALTER TABLE images ADD COLUMN raw_path BLOB",),  # the bytes of a name that is not UTF-8
@@ -40,6 +40,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # a page written a photo, 5.8 GB of writes in a million-photo first scan. The photos still to
     # hash are found through a partial index instead (created by _SCHEMA), filled and emptied in id order.
     5: ("DROP INDEX IF EXISTS images_digest",),
+    # Predictions are kept per model, the model named by a digest of its weights and model.json
+    # (the version string a folder can repeat kept one model's rows as another's): the old rows
+    # cannot be told apart, so they go (they are recomputed from the cached embeddings). A label
+    # keeps the name a model knows it by (`origin`) through renames; deleted ones leave a tombstone.
+    6: ("DROP TABLE IF EXISTS predictions", "ALTER TABLE labels ADD COLUMN origin TEXT",
+        "UPDATE labels SET origin = name"),
 }
 CAPTION_SOURCES = ("imported", "typed", "generated")
 IN_CHUNK = 900  # values per `IN (...)` query: under the 999 host parameters of older SQLite builds
@@ -58,12 +64,16 @@ CREATE TABLE IF NOT EXISTS captions(
     text TEXT NOT NULL, source TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS labels(
     id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, hotkey TEXT, position INTEGER NOT NULL,
-    external_id TEXT);
+    external_id TEXT, origin TEXT);
+CREATE TABLE IF NOT EXISTS label_tombstones(origin TEXT PRIMARY KEY, deleted_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS models(
+    id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, name TEXT NOT NULL DEFAULT '', used_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions(
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
     label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
-    probability REAL NOT NULL, predicted INTEGER NOT NULL, model_version TEXT NOT NULL,
-    inputs_key TEXT NOT NULL DEFAULT '', PRIMARY KEY(image_id, label_id));
+    probability REAL NOT NULL, predicted INTEGER NOT NULL,
+    inputs_key TEXT NOT NULL DEFAULT '', PRIMARY KEY(image_id, model_id, label_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS confirmations(
     image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
@@ -73,7 +83,29 @@ CREATE TABLE IF NOT EXISTS embeddings(
     encoder TEXT NOT NULL, source_key TEXT NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY(image_id, encoder));
 CREATE TABLE IF NOT EXISTS folders(path BLOB PRIMARY KEY, mtime_ns INTEGER);
+CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, image_id INTEGER, kind TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS caption_added AFTER INSERT ON captions
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NEW.image_id, 'caption'); END;
+CREATE TRIGGER IF NOT EXISTS caption_edited AFTER UPDATE ON captions
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NEW.image_id, 'caption'); END;
+CREATE TRIGGER IF NOT EXISTS caption_removed AFTER DELETE ON captions
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(OLD.image_id, 'caption'); END;
+CREATE TRIGGER IF NOT EXISTS decision_added AFTER INSERT ON confirmations
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NEW.image_id, 'decision'); END;
+CREATE TRIGGER IF NOT EXISTS decision_edited AFTER UPDATE ON confirmations
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NEW.image_id, 'decision'); END;
+CREATE TRIGGER IF NOT EXISTS decision_removed AFTER DELETE ON confirmations
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(OLD.image_id, 'decision'); END;
+CREATE TRIGGER IF NOT EXISTS review_marked AFTER UPDATE OF reviewed_at ON images
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NEW.id, 'reviewed'); END;
+CREATE TRIGGER IF NOT EXISTS label_added AFTER INSERT ON labels
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NULL, 'labels'); END;
+CREATE TRIGGER IF NOT EXISTS label_edited AFTER UPDATE ON labels
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NULL, 'labels'); END;
+CREATE TRIGGER IF NOT EXISTS label_removed AFTER DELETE ON labels
+    BEGIN INSERT INTO changes(image_id, kind) VALUES(NULL, 'labels'); END;
 """
+CHANGES_KEPT = 500_000  # change rows kept for readers that fell behind; further behind, they reload
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +130,10 @@ class Label:
     hotkey: str | None
     position: int
     external_id: str | None
+    origin: str | None = None  # the name models know it by (its first name): a rename keeps it
+
+
+_LABEL_COLUMNS = "id, name, hotkey, position, external_id, origin"  # Label's fields
 
 
 @dataclass(frozen=True)
@@ -110,7 +146,18 @@ class LabelSnapshot:
 
     label: Label
     confirmations: tuple[tuple[int, int, float], ...]  # (image id, present, updated_at)
-    predictions: tuple[tuple[int, float, int, str, str], ...]  # (image id, probability, predicted, model, inputs key)
+    predictions: tuple[tuple[int, int, float, int, str], ...]  # (image id, model id, probability, predicted, inputs key)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, a trigger's body kept whole (it holds semicolons)."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
 
 
 def default_store_path(folder: Path) -> Path:
@@ -235,9 +282,10 @@ class ProjectStore:
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[target]:
                         cur.execute(statement)
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    cur.execute(statement)
+            for statement in _statements(_SCHEMA):
+                cur.execute(statement)
+            # readers further behind than this reload everything (Project.apply_changes)
+            cur.execute("DELETE FROM changes WHERE seq <= (SELECT MAX(seq) FROM changes) - ?", (CHANGES_KEPT,))
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
             cur.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._check_layout()
@@ -340,6 +388,7 @@ class ProjectStore:
         with self.transaction() as cur:
             cur.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (ACTIVE_MODEL_KEY, str(folder) if folder else ""))
             cur.execute("DELETE FROM meta WHERE key='gui.active_model'")
+            cur.execute("INSERT INTO changes(image_id, kind) VALUES(NULL, 'model')")
 
     # -- images ---------------------------------------------------------------------------
     def images(self, include_missing: bool = False) -> list[ImageRecord]:
@@ -474,6 +523,10 @@ class ProjectStore:
                 "UPDATE images SET reviewed_at=? WHERE id=?", [(stamp, i) for i in image_ids]
             )
 
+    def reviewed_among(self, image_ids: Sequence[int]) -> set[int]:
+        """Which of these photos are marked reviewed."""
+        return {row[0] for row in self.query_in("SELECT id FROM images", "id", image_ids, "reviewed_at IS NOT NULL")}
+
     # -- captions -------------------------------------------------------------------------
     def set_caption(self, image_id: int, text: str, source: str = "typed") -> None:
         self.set_captions([(image_id, text)], source)
@@ -505,42 +558,74 @@ class ProjectStore:
 
     # -- label vocabulary -----------------------------------------------------------------
     def labels(self) -> list[Label]:
-        rows = self.query("SELECT id, name, hotkey, position, external_id FROM labels ORDER BY position, id")
+        rows = self.query(f"SELECT {_LABEL_COLUMNS} FROM labels ORDER BY position, id")
         return [Label(*row) for row in rows]
 
     def ensure_labels(self, names: Sequence[str], external_ids: Sequence[str | None] | None = None) -> None:
-        """Add missing labels in the given order; fill in ids that existing labels lack."""
+        """Add missing labels in the given order; fill in ids that existing labels lack. The person
+        asks for these names (an import, a label typed in), so a deleted label of that name returns."""
         existing = {label.name: label for label in self.labels()}
         ids = list(external_ids) if external_ids is not None else [None] * len(names)
         with self.transaction() as cur:
-            position = len(existing)
             for name, external in zip(names, ids):
                 label = existing.get(name)
                 if label is None:
-                    cur.execute(
-                        "INSERT INTO labels(name, position, external_id) VALUES(?, ?, ?)",
-                        (name, position, external),
-                    )
-                    position += 1
+                    self._add_label(cur, name, external)
+                    cur.execute("DELETE FROM label_tombstones WHERE origin=?", (name,))
                 elif label.external_id is None and external is not None:
                     cur.execute("UPDATE labels SET external_id=? WHERE id=?", (external, label.id))
 
+    @staticmethod
+    def _add_label(cur: sqlite3.Cursor, name: str, external: str | None = None) -> int:
+        """A new label at the end; it is known to models by this name unless another label is."""
+        taken = cur.execute("SELECT 1 FROM labels WHERE origin=?", (name,)).fetchone() is not None
+        cur.execute(
+            "INSERT INTO labels(name, position, external_id, origin) VALUES(?, (SELECT COUNT(*) FROM labels), ?, ?)",
+            (name, external, None if taken else name),
+        )
+        return int(cur.lastrowid or 0)
+
+    def model_label_ids(self, names: Sequence[str], external_ids: Sequence[str | None] | None = None,
+                        ) -> list[int | None]:
+        """The project's label for each label of a model, by identity: the label models know by
+        that name (renamed or not), else the label of that name; a label the person deleted maps
+        to None (its predictions are dropped, the label does not come back); any other is added."""
+        ids = list(external_ids) if external_ids is not None else [None] * len(names)
+        result: list[int | None] = []
+        with self.transaction() as cur:
+            for name, external in zip(names, ids):
+                row = (cur.execute("SELECT id FROM labels WHERE origin=?", (name,)).fetchone()
+                       or cur.execute("SELECT id FROM labels WHERE name=?", (name,)).fetchone())
+                if row is not None:
+                    result.append(int(row[0]))
+                elif cur.execute("SELECT 1 FROM label_tombstones WHERE origin=?", (name,)).fetchone():
+                    result.append(None)
+                else:
+                    result.append(self._add_label(cur, name, external))
+        return result
+
+    def deleted_labels(self) -> list[str]:
+        """Names of labels the person deleted: no model brings them back."""
+        return [row[0] for row in self.query("SELECT origin FROM label_tombstones ORDER BY deleted_at")]
+
     def rename_label(self, old: str, new: str) -> None:
-        """Decisions and predictions refer to the label's id, so they follow the new name."""
+        """Decisions and predictions refer to the label's id, so they follow the new name; models
+        keep finding it under the name they know (`origin`)."""
+        new = new.strip()
+        if not new:
+            raise StoreError("a label needs a name that is not only spaces")
         with self.transaction() as cur:
             if not cur.execute("SELECT 1 FROM labels WHERE name=?", (old,)).fetchone():
                 raise StoreError(f"there is no label named {old!r}")
             if new != old and cur.execute("SELECT 1 FROM labels WHERE name=?", (new,)).fetchone():
                 raise StoreError(f"a label named {new!r} exists already")
-            cur.execute("UPDATE labels SET name=? WHERE name=?", (new, old))
+            cur.execute("UPDATE labels SET origin=COALESCE(origin, name), name=? WHERE name=?", (new, old))
 
     def delete_label(self, name: str) -> LabelSnapshot | None:
         """Delete a label with its decisions and predictions; returns them for `restore_label`
-        (None when there was no such label)."""
+        (None when there was no such label). A tombstone keeps models from adding it back."""
         with self.transaction() as cur:
-            row = cur.execute(
-                "SELECT id, name, hotkey, position, external_id FROM labels WHERE name=?", (name,)
-            ).fetchone()
+            row = cur.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE name=?", (name,)).fetchone()
             if row is None:
                 return None
             label = Label(*row)
@@ -549,18 +634,20 @@ class ProjectStore:
                 (label.id,),
             ).fetchall()
             predictions = cur.execute(
-                "SELECT image_id, probability, predicted, model_version, inputs_key FROM predictions "
+                "SELECT image_id, model_id, probability, predicted, inputs_key FROM predictions "
                 "WHERE label_id=? ORDER BY image_id",
                 (label.id,),
             ).fetchall()
             cur.execute("DELETE FROM labels WHERE id=?", (label.id,))
+            cur.execute("INSERT OR REPLACE INTO label_tombstones(origin, deleted_at) VALUES(?, ?)",
+                        (label.origin or label.name, time.time()))
         return LabelSnapshot(label, tuple(confirmations), tuple(predictions))
 
     def restore_label(self, snapshot: LabelSnapshot) -> None:
         """Put a deleted label back (name, id, hotkey, position, external id, every row), all or nothing.
 
         The original id is reused when it is still free. Raises `StoreError` when a label of that
-        name exists again (a classify run may have re-created it); rows of images no longer in the
+        name exists again (an import may have re-created it); rows of images no longer in the
         store are skipped.
         """
         label = snapshot.label
@@ -569,9 +656,11 @@ class ProjectStore:
                 raise StoreError(f"a label named {label.name!r} exists again")
             id_taken = cur.execute("SELECT 1 FROM labels WHERE id=?", (label.id,)).fetchone() is not None
             cur.execute(
-                "INSERT INTO labels(id, name, hotkey, position, external_id) VALUES(?,?,?,?,?)",
-                (None if id_taken else label.id, label.name, label.hotkey, label.position, label.external_id),
+                "INSERT INTO labels(id, name, hotkey, position, external_id, origin) VALUES(?,?,?,?,?,?)",
+                (None if id_taken else label.id, label.name, label.hotkey, label.position, label.external_id,
+                 label.origin),
             )
+            cur.execute("DELETE FROM label_tombstones WHERE origin=?", (label.origin or label.name,))
             label_id = label.id if not id_taken else int(cur.lastrowid or 0)
             cur.executemany(
                 "INSERT INTO confirmations(image_id, label_id, present, updated_at) "
@@ -579,72 +668,105 @@ class ProjectStore:
                 [(label_id, present, updated, image_id) for image_id, present, updated in snapshot.confirmations],
             )
             cur.executemany(
-                "INSERT INTO predictions(image_id, label_id, probability, predicted, model_version, inputs_key) "
-                "SELECT id, ?, ?, ?, ?, ? FROM images WHERE id=?",
-                [(label_id, prob, predicted, model, key, image_id)
-                 for image_id, prob, predicted, model, key in snapshot.predictions],
+                "INSERT OR IGNORE INTO predictions(image_id, model_id, label_id, probability, predicted, inputs_key) "
+                "SELECT id, ?, ?, ?, ?, ? FROM images WHERE id=? AND EXISTS (SELECT 1 FROM models WHERE id=?)",
+                [(model_id, label_id, prob, predicted, key, image_id, model_id)
+                 for image_id, model_id, prob, predicted, key in snapshot.predictions],
             )
 
     def set_hotkey(self, name: str, hotkey: str | None) -> None:
         with self.transaction() as cur:
             cur.execute("UPDATE labels SET hotkey=? WHERE name=?", (hotkey, name))
 
-    # -- predictions and confirmations ----------------------------------------------------
+    # -- predictions (per model) and confirmations ----------------------------------------
+    def model_id(self, model_key: str) -> int | None:
+        """The store's number for a model (by the digest of its files); None: it predicted nothing here."""
+        rows = self.query("SELECT id FROM models WHERE key=?", (model_key,))
+        return int(rows[0][0]) if rows else None
+
     def save_predictions(
         self,
         image_ids: Sequence[int],
         probabilities: np.ndarray,
         decisions: np.ndarray,
         label_names: Sequence[str],
-        model_version: str,
+        model_key: str,
         inputs_keys: Sequence[str] | None = None,
+        model_name: str = "",
+        external_ids: Sequence[str | None] | None = None,
     ) -> None:
-        """Write one batch of predictions (rows of `probabilities` follow `image_ids`).
+        """Write one batch of one model's predictions (rows of `probabilities` follow `image_ids`).
 
-        `inputs_keys` names what the prediction was made from (file content and caption), so
-        a later run redoes exactly the images whose photo or caption changed since.
+        `model_key` is the digest of the model's files (`core.models.model_identity`): each model's
+        rows are its own, so another model's run never changes what this one said. Columns of labels
+        the person deleted are dropped. `inputs_keys` names what the prediction was made from (file
+        content and caption), so a later run redoes exactly the images whose photo or caption changed.
         """
-        self.ensure_labels(label_names)
-        label_ids = {label.name: label.id for label in self.labels()}
-        columns = [label_ids[name] for name in label_names]
         keys = list(inputs_keys) if inputs_keys is not None else [""] * len(image_ids)
-        rows = [
-            (image_id, columns[j], float(probabilities[r, j]), int(decisions[r, j]), model_version, keys[r])
-            for r, image_id in enumerate(image_ids)
-            for j in range(len(columns))
-        ]
         with self.transaction() as cur:
+            label_ids = self.model_label_ids(label_names, external_ids)
+            kept = [(j, label_id) for j, label_id in enumerate(label_ids) if label_id is not None]
+            cur.execute("INSERT INTO models(key, name, used_at) VALUES(?, ?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET used_at=excluded.used_at, name=excluded.name",
+                        (model_key, model_name, time.time()))
+            model = int(cur.execute("SELECT id FROM models WHERE key=?", (model_key,)).fetchone()[0])
             cur.executemany(
-                "INSERT OR REPLACE INTO predictions(image_id, label_id, probability, predicted, "
-                "model_version, inputs_key) VALUES(?,?,?,?,?,?)",
-                rows,
+                "INSERT OR REPLACE INTO predictions(image_id, model_id, label_id, probability, predicted, inputs_key) "
+                "VALUES(?,?,?,?,?,?)",
+                [(image_id, model, label_id, float(probabilities[r, j]), int(decisions[r, j]), keys[r])
+                 for r, image_id in enumerate(image_ids) for j, label_id in kept],
             )
+            cur.executemany("INSERT INTO changes(image_id, kind) VALUES(?, 'prediction')",
+                            [(image_id,) for image_id in image_ids])
 
-    def prediction_inputs(self, model_version: str) -> dict[int, str]:
-        """image id -> inputs key of its current prediction by `model_version`."""
+    def prediction_inputs(self, model_key: str) -> dict[int, str]:
+        """image id -> inputs key of its current prediction by the model `model_key`."""
+        model = self.model_id(model_key)
+        if model is None:
+            return {}
         rows = self.query(
-            "SELECT image_id, MIN(inputs_key) FROM predictions WHERE model_version=? GROUP BY image_id",
-            (model_version,),
-        )
+            "SELECT image_id, MIN(inputs_key) FROM predictions WHERE model_id=? GROUP BY image_id", (model,))
         return dict(rows)
 
-    def predictions(self, image_ids: Sequence[int] | None = None) -> dict[int, dict[str, tuple[float, bool]]]:
-        """image id -> label name -> (probability, predicted present), of every image or of those asked for."""
+    def predictions(self, model_key: str, image_ids: Sequence[int] | None = None,
+                    ) -> dict[int, dict[str, tuple[float, bool]]]:
+        """image id -> label name -> (probability, predicted present) by one model (the active one,
+        for everything a person sees), of every image or of those asked for."""
         result: dict[int, dict[str, tuple[float, bool]]] = {}
+        model = self.model_id(model_key)
+        if model is None:
+            return result
         for image_id, name, prob, predicted in self.query_in(
             "SELECT p.image_id, l.name, p.probability, p.predicted FROM predictions p JOIN labels l ON l.id = p.label_id",
-            "p.image_id", image_ids,
+            "p.image_id", image_ids, "p.model_id=?", (model,),
         ):
             result.setdefault(image_id, {})[name] = (prob, bool(predicted))
         return result
 
-    def guessed_labels(self, image_ids: Sequence[int] | None = None) -> dict[int, set[str]]:
+    def guessed_labels(self, model_key: str, image_ids: Sequence[int] | None = None) -> dict[int, set[str]]:
         """image id -> labels the model gave only as its best guess (no label passed its threshold)."""
         result: dict[int, set[str]] = {}
+        model = self.model_id(model_key)
+        if model is None:
+            return result
         for image_id, name in self.query_in("SELECT p.image_id, l.name FROM predictions p JOIN labels l ON l.id = p.label_id",
-                                            "p.image_id", image_ids, "p.predicted = 2"):
+                                            "p.image_id", image_ids, "p.predicted = 2 AND p.model_id=?", (model,)):
             result.setdefault(image_id, set()).add(name)
         return result
+
+    def forget_models(self, keep: Iterable[str], idle_seconds: float = 3600.0) -> int:
+        """Drop the predictions of models other than `keep` that wrote none for `idle_seconds`
+        (a retrain every 20 photos would otherwise keep every old model's rows); returns how many
+        models went."""
+        keep = list(keep)
+        marks = ",".join("?" * len(keep)) or "''"
+        with self.transaction() as cur:
+            gone = [row[0] for row in cur.execute(
+                f"SELECT id FROM models WHERE key NOT IN ({marks}) AND used_at < ?", (*keep, time.time() - idle_seconds))]
+            for model in gone:
+                cur.execute("DELETE FROM predictions WHERE model_id=?", (model,))
+                cur.execute("DELETE FROM models WHERE id=?", (model,))
+        return len(gone)
 
     def confirm(self, image_id: int, label: str, present: bool | None) -> None:
         """Record what the person decided for one label; None clears the decision."""
@@ -656,11 +778,8 @@ class ProjectStore:
         with self.transaction() as cur:
             for image_id, name, present in items:
                 if name not in label_ids:
-                    cur.execute(
-                        "INSERT INTO labels(name, position) VALUES(?, (SELECT COUNT(*) FROM labels))",
-                        (name,),
-                    )
-                    label_ids[name] = int(cur.lastrowid or 0)
+                    label_ids[name] = self._add_label(cur, name)
+                    cur.execute("DELETE FROM label_tombstones WHERE origin=?", (name,))
                 if present is None:
                     cur.execute(
                         "DELETE FROM confirmations WHERE image_id=? AND label_id=?",
@@ -668,19 +787,41 @@ class ProjectStore:
                     )
                 else:
                     cur.execute(
-                        "INSERT OR REPLACE INTO confirmations(image_id, label_id, present, updated_at) "
-                        "VALUES(?,?,?,?)",
+                        "INSERT INTO confirmations(image_id, label_id, present, updated_at) VALUES(?,?,?,?) "
+                        "ON CONFLICT(image_id, label_id) DO UPDATE SET present=excluded.present, "
+                        "updated_at=excluded.updated_at WHERE present != excluded.present",
                         (image_id, label_ids[name], int(present), now),
                     )
 
-    def confirmations(self) -> dict[int, dict[str, bool]]:
-        """image id -> label name -> present, for every decision a person made."""
+    def confirmations(self, image_ids: Sequence[int] | None = None) -> dict[int, dict[str, bool]]:
+        """image id -> label name -> present, for every decision a person made (of the images asked for)."""
         result: dict[int, dict[str, bool]] = {}
-        for image_id, name, present in self.query(
-            "SELECT c.image_id, l.name, c.present FROM confirmations c JOIN labels l ON l.id = c.label_id"
+        for image_id, name, present in self.query_in(
+            "SELECT c.image_id, l.name, c.present FROM confirmations c JOIN labels l ON l.id = c.label_id",
+            "c.image_id", image_ids,
         ):
             result.setdefault(image_id, {})[name] = bool(present)
         return result
+
+    # -- what other processes changed -----------------------------------------------------
+    def data_version(self) -> int:
+        """Moves when another connection commits (SQLite's `PRAGMA data_version`): microseconds to ask."""
+        return int(self.query("PRAGMA data_version")[0][0])
+
+    def last_change(self) -> int:
+        rows = self.query("SELECT MAX(seq) FROM changes")
+        return int(rows[0][0] or 0)
+
+    def changes_since(self, seq: int) -> tuple[int, list[tuple[int | None, str]]] | None:
+        """(the newest change, [(image id or None, kind)]) after `seq`; None when the rows in
+        between were pruned (the reader then re-reads everything)."""
+        oldest = self.query("SELECT MIN(seq) FROM changes")[0][0]
+        if seq and oldest is not None and oldest > seq + 1:
+            return None
+        rows = self.query("SELECT seq, image_id, kind FROM changes WHERE seq > ? ORDER BY seq", (seq,))
+        if not rows:
+            return seq, []
+        return int(rows[-1][0]), [(image_id, kind) for _, image_id, kind in rows]
 
     # -- embedding cache ------------------------------------------------------------------
     def cached_embeddings(self, encoder: str, image_ids: Sequence[int] | None = None) -> dict[int, tuple[str, np.ndarray]]:

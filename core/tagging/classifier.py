@@ -18,6 +18,7 @@ from core.learn.metrics import decide
 from core.models.embedding import EmbeddedBatch, Encoders, caption_key, iter_embedded_batches
 from core.models.head_graph import HeadGraph, export_head_graph, head_graph_path
 from core.models.model_files import ClassifierInfo, default_model_dir, head_config, load_head_weights, read_info
+from core.models.model_identity import model_key
 from core.models.registry import image_spec, text_spec
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ImageRecord, ProjectStore
@@ -35,6 +36,8 @@ class Classifier:
         wrong for folders with photos of other things)."""
         self.folder = Path(folder) if folder is not None else default_model_dir()
         self.info: ClassifierInfo = read_info(self.folder)
+        # its identity in the store: a digest of the files as loaded (`core.models.model_identity`)
+        self.key = model_key(self.folder)
         if top1_fallback is not None:
             self.info.top1_fallback = top1_fallback
         self._graph: HeadGraph | None = None
@@ -88,6 +91,7 @@ class Classifier:
     @property
     def version(self) -> str:
         return self.info.version
+
 
     @property
     def labels(self) -> list[str]:
@@ -160,13 +164,19 @@ def inputs_key(digest: str | None, caption: str | None) -> str:
 def records_to_classify(store: ProjectStore, classifier: Classifier, captions: dict[int, tuple[str, str]],
                         redo: bool = False) -> tuple[list[ImageRecord], dict[int, str]]:
     """The photos whose picture or caption changed since their last prediction by this model
-    (all with `redo`), and every photo's current inputs key; the vocabulary made sure of."""
+    (all with `redo`), and every photo's current inputs key."""
     images = store.images()
     current = {r.id: inputs_key(r.digest, captions.get(r.id, (None,))[0]) for r in images}
-    done = {} if redo else store.prediction_inputs(classifier.version)
-    labels = classifier.labels
-    store.ensure_labels(labels, [classifier.info.external_ids.get(n) for n in labels])
+    done = {} if redo else store.prediction_inputs(classifier.key)
     return [r for r in images if done.get(r.id) != current[r.id]], current
+
+
+def save_predictions(store: ProjectStore, classifier: Classifier, image_ids: Sequence[int], probabilities: np.ndarray,
+                     codes: np.ndarray, inputs_keys: Sequence[str]) -> None:
+    """One batch into the store under the model's identity, its labels matched to the project's."""
+    labels = classifier.labels
+    store.save_predictions(image_ids, probabilities, codes, labels, classifier.key, inputs_keys,
+                           model_name=classifier.version, external_ids=[classifier.info.external_ids.get(n) for n in labels])
 
 
 def classify_project(
@@ -197,11 +207,9 @@ def classify_project(
             texts = [captions[i][0] if i in captions else None for i in batch.image_ids]
             generated = np.array([i in captions and captions[i][1] == "generated" for i in batch.image_ids])
             probs = classifier.predict(batch.image_vectors, batch.text_vectors, batch.has_caption, texts, generated)
-            store.save_predictions(
-                batch.image_ids, probs, classifier.decision_codes(probs, batch.has_caption, generated), classifier.labels,
-                classifier.version,
-                [current[i] for i in batch.image_ids],
-            )
+            save_predictions(store, classifier, batch.image_ids, probs,
+                             classifier.decision_codes(probs, batch.has_caption, generated),
+                             [current[i] for i in batch.image_ids])
         report.classified += len(batch.image_ids)
         yield Progress(
             "classify", report.classified + len(report.failures), total, failed=len(report.failures),

@@ -98,7 +98,7 @@ def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strat
 
     yield from classify_project(store, classifier, cancel=cancel)
     confirmed = store.confirmations()
-    predictions = store.predictions()
+    predictions = store.predictions(classifier.key)
     records = [r for r in store.images() if r.error is None and r.id in predictions]
     labelled = np.array([r.id in confirmed for r in records], bool)
     labels = classifier.labels
