@@ -127,7 +127,12 @@ class GalleryModel(QAbstractListModel):
         # only a photo with a model's call or a person's decision can have a label or a
         # confidence: the dict lookups skip the rest of a million cheaply
         predictions, confirmations = project.predictions, project.confirmations
-        if f.label:
+        ranged = f.min_confidence > 0.0 or f.max_confidence < 1.0
+        if f.label and ranged:
+            # a label and a range: the photos whose confidence *for that label* is in the range
+            # (bench between 0.2 and 0.6: the doubtful benches, had or not)
+            ids = [i for i in ids if i in predictions and self._in_confidence_range(i, f.label)]
+        elif f.label:
             ids = [i for i in ids if (i in predictions or i in confirmations) and project.has_label(i, f.label)]
         if f.text:
             needle = f.text.casefold()
@@ -139,14 +144,19 @@ class GalleryModel(QAbstractListModel):
             ids = [i for i in ids if (i in reviewed) == wanted]
         if f.disagreement:
             ids = [i for i in ids if project.disagrees(i)]
-        if f.min_confidence > 0.0 or f.max_confidence < 1.0:
+        if ranged and not f.label:
             ids = [i for i in ids if i in predictions and self._in_confidence_range(i)]
         return ids
 
-    def _in_confidence_range(self, image_id: int) -> bool:
+    def _in_confidence_range(self, image_id: int, label: str = "") -> bool:
+        """The photo's confidence for `label`, or its highest one, is within the filter's range."""
         assert self.project is not None
-        top = max((p for p, _ in self.project.predictions.get(image_id, {}).values()), default=None)
-        return top is not None and self.filter.min_confidence <= top <= self.filter.max_confidence
+        predicted = self.project.predictions.get(image_id, {})
+        if label:
+            value = predicted[label][0] if label in predicted else None
+        else:
+            value = max((p for p, _ in predicted.values()), default=None)
+        return value is not None and self.filter.min_confidence <= value <= self.filter.max_confidence
 
     # -- lookups --------------------------------------------------------------------------
     def image_id(self, row: int) -> int:

@@ -236,6 +236,8 @@ class MainWindow(QMainWindow):
         self.project.images_added.connect(self._on_images_added)
         self.project.labels_changed.connect(self._on_labels_changed)
         self.project.newly_decided.connect(self.jobs.count_decisions)
+        self.project.changed_elsewhere.connect(
+            lambda n: self.statusBar().showMessage(f"{n} photos changed by another program (shown as they are now)", 8000))
         self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
         self.project.undo_stack.canRedoChanged.connect(self.a_redo.setEnabled)
         self.a_undo.setEnabled(False)
@@ -370,6 +372,9 @@ class MainWindow(QMainWindow):
         if keep:
             self.select_image(keep[0])
         self._update_counts()
+        if self.project is not None and self.project.order and self.model.rowCount() == 0:
+            self.statusBar().showMessage("No photo matches these filters: widen the confidence range, or choose "
+                                         "another label or review state", 10000)
 
     def _on_reloaded(self) -> None:
         self._on_labels_changed()

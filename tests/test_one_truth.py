@@ -170,3 +170,34 @@ def test_import_decides_only_what_it_says(sample_folder: Path, tmp_path: Path) -
         decided = store.confirmations()
     assert decided[ids["rocket.jpg"]] == {"animal": True}
     assert decided[ids["chelsea.jpg"]] == {"cat": True, "person": False, "animal": False}  # 'all': said so
+
+
+def test_label_names_read_back_from_an_export_as_themselves(sample_folder: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from core.errors import StoreError
+
+    store = ProjectStore(sample_folder)
+    run_to_end(sync_folder(store))
+    ids = store.image_ids_by_relpath()
+    for bad in ("   ", "", "cat;dog", " padded "):
+        with pytest.raises(StoreError):
+            store.ensure_labels([bad])
+        with pytest.raises(StoreError):
+            store.confirm(ids["chelsea.jpg"], bad, True)
+    store.ensure_labels(["fire, hydrant", "a|b", "plain"])
+    with pytest.raises(StoreError):
+        store.rename_label("plain", "  ")
+    store.confirm_many([(ids["chelsea.jpg"], "fire, hydrant", True), (ids["coffee.jpg"], "a|b", True),
+                        (ids["coffee.jpg"], "plain", True), (ids["rocket.jpg"], "plain", False)])
+    before = store.confirmations()
+    store.close()
+    out = tmp_path / "out.csv"
+    assert main(["-q", "export", str(sample_folder), "--out", str(out)]) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(sample_folder, copy, ignore=shutil.ignore_patterns(".tagline"))
+    assert main(["-q", "import", str(copy), "--captions", str(out)]) == 0
+    with ProjectStore(copy) as restored:
+        back = restored.confirmations()
+        by_name = restored.image_ids_by_relpath()
+    assert {p: back.get(by_name[p]) for p in ids} == {p: before.get(i) for p, i in ids.items()}

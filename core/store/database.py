@@ -149,6 +149,19 @@ class LabelSnapshot:
     predictions: tuple[tuple[int, int, float, int, str], ...]  # (image id, model id, probability, predicted, inputs key)
 
 
+LABEL_SEPARATOR = ";"  # between names in an export's Labels cell
+
+
+def check_label_name(name: str) -> None:
+    """A label's name must read back from an export as itself: not empty or spaces only, no ";"."""
+    if not name.strip():
+        raise StoreError("a label needs a name that is not only spaces")
+    if LABEL_SEPARATOR in name:
+        raise StoreError(f"a label name cannot hold {LABEL_SEPARATOR!r} (it separates labels in exports): {name!r}")
+    if name != name.strip():
+        raise StoreError(f"a label name cannot start or end with spaces: {name!r}")
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of a script, a trigger's body kept whole (it holds semicolons)."""
     pending = ""
@@ -578,6 +591,7 @@ class ProjectStore:
     @staticmethod
     def _add_label(cur: sqlite3.Cursor, name: str, external: str | None = None) -> int:
         """A new label at the end; it is known to models by this name unless another label is."""
+        check_label_name(name)
         taken = cur.execute("SELECT 1 FROM labels WHERE origin=?", (name,)).fetchone() is not None
         cur.execute(
             "INSERT INTO labels(name, position, external_id, origin) VALUES(?, (SELECT COUNT(*) FROM labels), ?, ?)",
@@ -612,8 +626,7 @@ class ProjectStore:
         """Decisions and predictions refer to the label's id, so they follow the new name; models
         keep finding it under the name they know (`origin`)."""
         new = new.strip()
-        if not new:
-            raise StoreError("a label needs a name that is not only spaces")
+        check_label_name(new)
         with self.transaction() as cur:
             if not cur.execute("SELECT 1 FROM labels WHERE name=?", (old,)).fetchone():
                 raise StoreError(f"there is no label named {old!r}")
