@@ -193,7 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = outcome.result
     info = result.info
     print(f"model {info.version} saved to {result.model_dir}; it is now the project's model (classify and "
-          f"suggest use it unless given --model)")
+          f"suggest use it unless given --model): run `tagline classify {args.folder}` so it decides the photos "
+          f"(exports show only the active model's predictions)")
     cross = info.metrics.get("cross_validation")
     if cross:
         print(f"{info.training['images']} labelled photos, all used for training; chose {cross['chosen']} by "
