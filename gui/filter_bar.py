@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
 
 from gui.gallery import ViewFilter
 
 ALL_LABELS = "All labels"
+
+
+def is_escape(event: QEvent) -> bool:
+    """Esc pressed, or asked for as a shortcut (the window's Esc cancels a job)."""
+    return (event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress)
+            and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape)
+
+
+class SearchBox(QLineEdit):
+    """The search field: Esc gives the keyboard back to the photos."""
+
+    escaped = Signal()
+
+    def event(self, event: QEvent) -> bool:
+        if is_escape(event):
+            if event.type() == QEvent.Type.KeyPress:
+                self.escaped.emit()
+            event.accept()
+            return True
+        return super().event(event)
 
 
 class FilterBar(QWidget):
@@ -17,9 +38,10 @@ class FilterBar(QWidget):
         super().__init__(parent)
         self.label = QComboBox()
         self.label.setMinimumContentsLength(12)
-        self.text = QLineEdit()
+        self.text = SearchBox()
         self.text.setPlaceholderText("Search captions and file names")
         self.text.setClearButtonEnabled(True)
+        self.text.setToolTip("Ctrl+F; Esc goes back to the photos")
         self.text.setMinimumWidth(180)
         self.reviewed = QComboBox()
         self.reviewed.addItems(["Reviewed or not", "Unreviewed", "Reviewed"])

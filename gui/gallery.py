@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QByteArray, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 from gui.project import Project
@@ -250,7 +259,14 @@ class GalleryModel(QAbstractListModel):
 
 
 class GalleryView(QListView):
-    """Icon grid with uniform items; layout in batches so 100,000 rows appear at once."""
+    """Icon grid with uniform items; layout in batches so 100,000 rows appear at once. Letters
+    typed here that are no shortcut start a search (`typed`), so typing never edits a photo."""
+
+    typed = Signal(str)
+
+    def keyboardSearch(self, search: str) -> None:  # noqa: N802 (Qt's name)
+        if search.strip():
+            self.typed.emit(search)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

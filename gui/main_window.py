@@ -58,6 +58,9 @@ class MainWindow(QMainWindow):
         self.filter_bar.changed.connect(self._on_filter)
         self.detail = DetailPanel()
         self.detail.accepted.connect(self.accept_and_next)
+        self.detail.left_caption.connect(self.focus_gallery)
+        self.view.typed.connect(self._search_typed)
+        self.filter_bar.text.escaped.connect(self.focus_gallery)
         self.detail.threshold_changed.connect(self.view.viewport().update)
         self.training = TrainingView()
         self.tabs = QTabWidget()
@@ -117,17 +120,21 @@ class MainWindow(QMainWindow):
         self.a_undo = self._action(edit, "&Undo", self._undo, QKeySequence.StandardKey.Undo)
         self.a_redo = self._action(edit, "&Redo", self._redo, QKeySequence.StandardKey.Redo)
         edit.addSeparator()
-        self._action(edit, "&Labels…", self.jobs.edit_labels)
+        self._action(edit, "&Labels…", self.jobs.edit_labels, "Ctrl+L")
+        self._action(edit, "&Find…", self.focus_search, QKeySequence.StandardKey.Find,
+                     "Search file names and captions (Esc returns to the photos)")
         go = bar.addMenu("&Review")
         self._action(go, "&Next image", lambda: self.step_selection(1), "J")
         self._action(go, "&Previous image", lambda: self.step_selection(-1), "K")
         self._action(go, "Next &unreviewed", self.next_unreviewed, "U")
         self._action(go, "Next to &label (model least sure)", self.next_to_label, "N")
         self._action(go, "&Accept labels and next", self.accept_and_next, "Space")
-        self._action(go, "Accept labels of &selected", self.accept_selected, "A")
-        self._action(go, "Mark &reviewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), True), "R")
+        # no single letter edits: a word typed in the gallery goes to the search box instead
+        self._action(go, "Accept labels of &selected", self.accept_selected, "Ctrl+Return")
+        self._action(go, "Mark &reviewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), True),
+                     "Ctrl+R")
         self._action(go, "Mark unre&viewed", lambda: review.set_reviewed(self._project(), self.selected_ids(), False),
-                     "Shift+R")
+                     "Ctrl+Shift+R")
         self._action(go, "&Clear my decisions", lambda: review.clear_decisions(self._project(), self.selected_ids()))
         go.addSeparator()
         self.label_menu = go.addMenu("Toggle &label")
@@ -361,6 +368,21 @@ class MainWindow(QMainWindow):
     def _redo(self) -> None:
         if self.project is not None:
             self.project.undo_stack.redo()
+
+    # -- keyboard focus -------------------------------------------------------------------
+    def focus_gallery(self) -> None:
+        self.view.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def focus_search(self) -> None:
+        self.filter_bar.text.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_bar.text.selectAll()
+
+    def _search_typed(self, text: str) -> None:
+        """Letters typed in the gallery start a search: they land in the search box, which keeps
+        the keyboard (so the rest of the word is typed there, never run as shortcuts)."""
+        box = self.filter_bar.text
+        box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        box.setText(text)
 
     # -- reactions ------------------------------------------------------------------------
     def _on_selection(self) -> None:

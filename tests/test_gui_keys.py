@@ -1,0 +1,58 @@
+"""The keyboard never traps: Esc and Tab leave the caption box, Ctrl+F finds, and a word typed
+while the photos have the keyboard searches instead of labelling."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
+from tests.gui_helpers import fake_predictions
+
+
+def open_window(qtbot, window, folder):
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    fake_predictions(window.project.store)
+    window.project.reload()
+    window.select_row(0)
+    return window.project
+
+
+def type_text(qtbot, text):
+    """Keys as a person types them: each to whichever widget has the keyboard now."""
+    for char in text:
+        qtbot.keyClick(QApplication.focusWidget(), char)
+
+
+def test_esc_and_tab_leave_the_caption_box_and_the_next_key_moves_on(qtbot, window, sample_folder):
+    project = open_window(qtbot, window, sample_folder)
+    window.activateWindow()
+    caption = window.detail.caption
+    caption.setFocus()
+    qtbot.waitUntil(caption.hasFocus)
+    type_text(qtbot, "A dog")
+    qtbot.keyClick(caption, Qt.Key.Key_Tab)
+    assert not caption.hasFocus() and "\t" not in caption.toPlainText()
+    caption.setFocus()
+    qtbot.keyClick(caption, Qt.Key.Key_Escape)
+    assert window.view.hasFocus()
+    first = window.selected_ids()
+    assert project.store.caption(first[0]) == ("A dog", "typed")  # saved on the way out
+    type_text(qtbot, "j")
+    assert window.selected_ids() != first and caption.toPlainText() != "A dogj"
+
+
+def test_ctrl_f_finds_and_a_word_typed_on_the_photos_searches_instead_of_labelling(qtbot, window, sample_folder):
+    project = open_window(qtbot, window, sample_folder)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    before = (project.store.confirmations(), set(project.reviewed))
+    type_text(qtbot, "zebra")
+    assert (project.store.confirmations(), set(project.reviewed)) == before  # nothing marked or accepted
+    assert window.filter_bar.text.text() == "zebra" and window.filter_bar.text.hasFocus()
+    qtbot.keyClick(window.filter_bar.text, Qt.Key.Key_Escape)
+    assert window.view.hasFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.filter_bar.text.hasFocus()
