@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from pathlib import Path
 
-_MEMO: dict[tuple[str, int, int, int, int], str] = {}  # (folder, sizes, times) -> key
+_MEMO: dict[str, str] = {}  # "folder|sizes|times" -> key
 _LOCK = threading.Lock()
+KNOWN_KEYS_FILE = "model-keys.json"  # in the cache folder: a window opening reads a key, not 29 MB
+KNOWN_KEYS_KEPT = 64
 
 
 def _weights_file(folder: Path, meta: bytes) -> Path | None:
@@ -35,9 +38,12 @@ def model_key(folder: Path | str) -> str:
     meta = meta_path.read_bytes()
     weights = _weights_file(folder, meta)
     weights_stat = weights.stat() if weights is not None and weights.is_file() else None
-    memo = (str(folder), meta_stat.st_size, meta_stat.st_mtime_ns,
-            weights_stat.st_size if weights_stat else -1, weights_stat.st_mtime_ns if weights_stat else -1)
+    memo = "|".join(map(str, (folder, meta_stat.st_size, meta_stat.st_mtime_ns,
+                                weights_stat.st_size if weights_stat else -1,
+                                weights_stat.st_mtime_ns if weights_stat else -1)))
     with _LOCK:
+        if memo not in _MEMO:
+            _MEMO.update(_read_known())
         if memo in _MEMO:
             return _MEMO[memo]
     hasher = hashlib.blake2b(meta, digest_size=16)
@@ -47,4 +53,32 @@ def model_key(folder: Path | str) -> str:
     key = hasher.hexdigest()
     with _LOCK:
         _MEMO[memo] = key
+        _write_known(_MEMO)
     return key
+
+
+def _known_path() -> Path:
+    from core.models.registry import cache_dir
+
+    return cache_dir() / KNOWN_KEYS_FILE
+
+
+def _read_known() -> dict[str, str]:
+    """Keys computed by earlier runs, by the files' sizes and times (a damaged file is ignored)."""
+    try:
+        known = json.loads(_known_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return {k: v for k, v in known.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(known, dict) else {}
+
+
+def _write_known(keys: dict[str, str]) -> None:
+    """Best effort (a read-only cache only costs the hash again): written beside and renamed."""
+    path = _known_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(list(keys.items())[-KNOWN_KEYS_KEPT:])), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
