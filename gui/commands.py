@@ -234,3 +234,74 @@ class HotkeyCommand(VocabularyCommand):
 
     def undo(self) -> None:
         self._apply(lambda: self.project.store.set_hotkey(self.name, self.old), "undo")
+
+
+class ExternalIdCommand(VocabularyCommand):
+    """The id a label is exported as (`export --label-ids`)."""
+
+    def __init__(self, project: Project, name: str, external_id: str | None) -> None:
+        super().__init__(project, f"id of {name}")
+        self.name = name
+        self.new = external_id or None
+        self.old = next((label.external_id for label in project.labels if label.name == name), None)
+
+    def redo(self) -> None:
+        self._apply(lambda: self.project.store.set_external_id(self.name, self.new), "apply")
+
+    def undo(self) -> None:
+        self._apply(lambda: self.project.store.set_external_id(self.name, self.old), "undo")
+
+
+class SetLabelsCommand(VocabularyCommand):
+    """The whole vocabulary in one step (the label editor's list): labels not in `wanted` are
+    deleted with their decisions and predictions, new ones added, all put in `wanted`'s order,
+    ids set where given. One undo step brings back exactly what was there; the project reloads once."""
+
+    def __init__(self, project: Project, wanted: list[tuple[str, str | None]], text: str = "set the labels") -> None:
+        super().__init__(project, text)
+        self.wanted = [(name.strip(), (external or "").strip() or None) for name, external in wanted]
+        before = project.store.labels()
+        self.before_order = [label.name for label in before]
+        self.before_ids = {label.name: label.external_id for label in before}
+        names = [name for name, _ in self.wanted]
+        self.removed = [n for n in self.before_order if n not in names]
+        self.added = [n for n in names if n not in self.before_ids]
+        self.deleted: dict[str, LabelSnapshot] = {}  # removed labels, for undo
+        self.undone: dict[str, LabelSnapshot] = {}  # added labels an undo took away, for redo
+
+    def _forward(self) -> None:
+        store = self.project.store
+        with store.transaction():
+            for name in self.removed:
+                snapshot = store.delete_label(name)
+                if snapshot is not None:
+                    self.deleted[name] = snapshot
+            for name in self.added:
+                if name in self.undone:
+                    store.restore_label(self.undone.pop(name))
+                else:
+                    store.ensure_labels([name])
+            store.reorder_labels([name for name, _ in self.wanted])
+            for name, external in self.wanted:
+                if external is not None or name in self.before_ids:
+                    store.set_external_id(name, external if external is not None else self.before_ids.get(name))
+
+    def _backward(self) -> None:
+        store = self.project.store
+        with store.transaction():
+            for name in self.added:
+                snapshot = store.delete_label(name)
+                if snapshot is not None:
+                    self.undone[name] = snapshot
+            for name in reversed(self.removed):
+                if name in self.deleted:
+                    store.restore_label(self.deleted.pop(name))
+            for name, external in self.before_ids.items():
+                store.set_external_id(name, external)
+            store.reorder_labels(self.before_order)
+
+    def redo(self) -> None:
+        self._apply(self._forward, "apply")
+
+    def undo(self) -> None:
+        self._apply(self._backward, "undo")

@@ -26,10 +26,13 @@ BAR_BACKGROUND = QColor(128, 128, 128, 60)
 
 
 def hotkey_for(position: int, stored: str | None) -> str:
-    """The label's own hotkey, else 1-9 for the first nine labels."""
+    """The label's own key, else 1-9 and 0 for the first ten labels, Alt+1 ... Alt+0 for the next ten."""
     if stored:
         return stored
-    return str(position + 1) if position < 9 else ""
+    if position >= 20:
+        return ""
+    digit = str((position + 1) % 10)
+    return digit if position < 10 else f"Alt+{digit}"
 
 
 class LabelListModel(QAbstractListModel):

@@ -687,6 +687,23 @@ class ProjectStore:
                  for image_id, model_id, prob, predicted, key in snapshot.predictions],
             )
 
+    def set_external_id(self, name: str, external_id: str | None) -> None:
+        """The id a label is written as in CSVs of ids (`export --label-ids`); None removes it."""
+        external_id = external_id.strip() if external_id else None
+        with self.transaction() as cur:
+            if external_id and cur.execute("SELECT name FROM labels WHERE external_id=? AND name != ?",
+                                           (external_id, name)).fetchone():
+                raise StoreError(f"another label has the id {external_id!r} already")
+            cur.execute("UPDATE labels SET external_id=? WHERE name=?", (external_id or None, name))
+
+    def reorder_labels(self, names: Sequence[str]) -> None:
+        """Put the labels in this order (labels not named keep their order, after these): the
+        order of the label list, the export's columns and the default keys 1-9."""
+        current = [label.name for label in self.labels()]
+        order = [n for n in names if n in current] + [n for n in current if n not in names]
+        with self.transaction() as cur:
+            cur.executemany("UPDATE labels SET position=? WHERE name=?", list(enumerate(order)))
+
     def set_hotkey(self, name: str, hotkey: str | None) -> None:
         with self.transaction() as cur:
             cur.execute("UPDATE labels SET hotkey=? WHERE name=?", (hotkey, name))
