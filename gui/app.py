@@ -45,6 +45,9 @@ def run(folder: Path | None = None) -> int:
     install_excepthook()
     window = MainWindow()
     window.show()
+    if folder is None and window.settings.reopen_last and window.settings.recent_folders:
+        last = Path(window.settings.recent_folders[0])
+        folder = last if last.is_dir() else None  # a folder gone (an unplugged disk) is not an error at start
     if folder is not None:
         # after the first paint, so the window appears before the database is read
         QTimer.singleShot(0, lambda: window.open_folder(Path(folder)))

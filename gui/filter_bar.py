@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.gallery import ViewFilter
 
@@ -53,11 +62,22 @@ class FilterBar(QWidget):
             spin.setToolTip("Range of the image's highest label confidence")
         self.sort = QComboBox()
         self.sort.addItems(["Sort by name", "Most uncertain first"])
-        layout = QHBoxLayout(self)
+        # two rows, so the window fits a laptop (one row held it at 1,284 px or more)
+        self.text.setMinimumWidth(120)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        for widget in (self.label, self.text, self.reviewed, self.disagreement, QLabel("Confidence"),
-                       self.min_conf, QLabel("to"), self.max_conf, self.sort):
-            layout.addWidget(widget, 2 if widget is self.text else 0)
+        layout.setSpacing(2)
+        first, second = QHBoxLayout(), QHBoxLayout()
+        first.addWidget(self.label)
+        first.addWidget(self.text, 2)
+        first.addWidget(self.sort)
+        row: tuple[QWidget, ...] = (self.reviewed, self.disagreement, QLabel("Confidence"), self.min_conf, QLabel("to"),
+                                    self.max_conf)
+        for item in row:
+            second.addWidget(item)
+        second.addStretch(1)
+        layout.addLayout(first)
+        layout.addLayout(second)
         self._debounce = QTimer(self, singleShot=True, interval=250)
         self._debounce.timeout.connect(self._emit)
         self.text.textChanged.connect(self._debounce.start)
@@ -66,15 +86,33 @@ class FilterBar(QWidget):
         self.disagreement.toggled.connect(self._emit)
         self.min_conf.valueChanged.connect(self._debounce.start)
         self.max_conf.valueChanged.connect(self._debounce.start)
+        self._wanted_label = ""  # a saved filter's label, until the project's labels are listed
         self.set_labels([])
 
     def set_labels(self, names: list[str]) -> None:
-        current = self.label.currentText()
+        current = self._wanted_label or self.label.currentText()
+        self._wanted_label = ""
         self.label.blockSignals(True)
         self.label.clear()
         self.label.addItems([ALL_LABELS, *names])
         self.label.setCurrentText(current if current in names else ALL_LABELS)
         self.label.blockSignals(False)
+
+    def set_value(self, view_filter: ViewFilter) -> None:
+        """Show a saved filter (the label is kept for `set_labels`, which fills the list later)."""
+        widgets: tuple[QWidget, ...] = (self.label, self.text, self.reviewed, self.disagreement, self.min_conf,
+                                        self.max_conf, self.sort)
+        for widget in widgets:
+            widget.blockSignals(True)
+        self._wanted_label = view_filter.label
+        self.text.setText(view_filter.text)
+        self.reviewed.setCurrentIndex({None: 0, False: 1, True: 2}.get(view_filter.reviewed, 0))
+        self.disagreement.setChecked(bool(view_filter.disagreement))
+        self.min_conf.setValue(float(view_filter.min_confidence))
+        self.max_conf.setValue(float(view_filter.max_confidence))
+        self.sort.setCurrentIndex(1 if view_filter.sort == "uncertainty" else 0)
+        for widget in widgets:
+            widget.blockSignals(False)
 
     def value(self) -> ViewFilter:
         label = self.label.currentText()

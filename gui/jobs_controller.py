@@ -153,6 +153,8 @@ class JobsController(QObject):
                 self.window.select_image(image_id)
         if report.trusted_folders:
             self.check_files()
+        if (report.added or report.changed) and project.predictions:
+            self.classify()  # the new and changed photos only: the others are decided already
 
     def classify(self, redo: bool = False) -> JobHandle | None:
         project = self.window.project

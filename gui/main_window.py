@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
@@ -11,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -24,7 +28,7 @@ from core.store.database import ProjectStore
 from gui import errors, review
 from gui.detail import DetailPanel
 from gui.filter_bar import FilterBar
-from gui.gallery import GalleryModel, GalleryView
+from gui.gallery import GalleryModel, GalleryView, ViewFilter
 from gui.gallery_delegate import GalleryDelegate
 from gui.jobs_controller import JobsController
 from gui.label_list import hotkey_for
@@ -38,6 +42,19 @@ from gui.worker import io_pool
 DROP_HINT = ("<div style='font-size:18pt; color:#888'>Drop a folder of photos here</div>"
              "<div style='color:#999'><br>or use File &gt; Open Folder… (Ctrl+O)<br><br>"
              "Tagline keeps its project beside your photos in <tt>.tagline/</tt>; your photos are never changed.</div>")
+
+
+VIEW_FILTER_KEY = "gui.view_filter"  # meta: the filter and sort the folder was left with
+
+
+def saved_filter(store: ProjectStore) -> ViewFilter:
+    """The folder's last filter and sort (the default view when none, or when unreadable)."""
+    try:
+        saved = json.loads(store.get_meta(VIEW_FILTER_KEY) or "{}")
+        fields = {f.name for f in dataclasses.fields(ViewFilter)}
+        return ViewFilter(**{k: v for k, v in saved.items() if k in fields}) if isinstance(saved, dict) else ViewFilter()
+    except (ValueError, TypeError, TaglineError):
+        return ViewFilter()
 
 
 class MainWindow(QMainWindow):
@@ -156,8 +173,37 @@ class MainWindow(QMainWindow):
         self.a_autotrain.setChecked(self.settings.retrain_every > 0)
         self._encoder_menu(model.addMenu("Image &encoder for training"))
         self.a_cancel = self._action(model, "Ca&ncel running job", self.jobs.cancel, "Escape")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keys", self.show_keys, "F1", "Every key of the window")
+        self._action(help_menu, "&About Tagline", self.show_about)
         self._project_actions = [self.a_rescan, self.a_export, self.a_classify, self.a_caption, self.a_train, self.a_fallback]
         self._enable_project_actions(False)
+
+    def key_table(self) -> list[tuple[str, str]]:
+        """(what, key) of every action that has a key, labels included, in menu order."""
+        rows = []
+        for action in self.actions():
+            key = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if key:
+                rows.append((action.text().replace("&", "").replace("…", ""), key))
+        return rows
+
+    def show_keys(self) -> None:
+        table = "".join(f"<tr><td>{what}</td><td>&nbsp;&nbsp;<b>{key}</b></td></tr>" for what, key in self.key_table())
+        QMessageBox.information(self, "Keys", "<table>" + table + "</table><p>A word typed on the photos goes to the "
+                                "search box; Esc leaves the caption and search boxes. No single letter changes a photo.</p>")
+
+    def show_about(self) -> None:
+        from PySide6 import __version__ as qt_version
+
+        from core import __version__
+
+        QMessageBox.about(self, "About Tagline",
+                          f"<b>Tagline {__version__}</b><p>Label photo collections from the picture and its caption "
+                          f"together. Everything runs on this computer; your photos are never changed.</p>"
+                          f"<p>Qt for Python {qt_version}, Python {sys.version.split()[0]}.<br>"
+                          f"Settings and models you train: the folder's <tt>.tagline/</tt>.</p>"
+                          f"<p>Free software under the MIT licence.</p>")
 
     def _encoder_menu(self, menu: QMenu) -> None:
         """The encoders new models can be trained on, each with its measured speed and quality
@@ -213,7 +259,8 @@ class MainWindow(QMainWindow):
     # -- opening --------------------------------------------------------------------------
     def choose_folder(self) -> None:
         start = self.settings.recent_folders[0] if self.settings.recent_folders else str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", start)
+        # the photos are shown too (not folders only), so a person sees they chose the right one
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", start, QFileDialog.Option(0))
         if folder:
             self.open_folder(Path(folder))
 
@@ -235,8 +282,11 @@ class MainWindow(QMainWindow):
         self.close_project()
         self.project = Project(store, self)
         self.a_fallback.setChecked(self.project.top1_fallback)
+        view_filter = saved_filter(store)
+        self.filter_bar.set_value(view_filter)
         self.jobs.seed_labels()
         self.model.set_project(self.project)  # before our own slots: counts and selection need the rows
+        self.model.set_filter(view_filter)
         self.detail.set_project(self.project)
         self.project.reloaded.connect(self._on_reloaded)
         self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
@@ -286,17 +336,22 @@ class MainWindow(QMainWindow):
     # -- drag and drop --------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
+            # the photos are opened where they are, never moved: say so to the file manager
+            event.setDropAction(Qt.DropAction.LinkAction if event.possibleActions() & Qt.DropAction.LinkAction
+                                else Qt.DropAction.CopyAction)
+            event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         folder = next((p for p in paths if p.is_dir()), None)
         image = next((p for p in paths if p.is_file() and is_image_path(p)), None)
+        if folder is not None or image is not None:
+            event.setDropAction(Qt.DropAction.LinkAction if event.possibleActions() & Qt.DropAction.LinkAction
+                                else Qt.DropAction.CopyAction)
+            event.accept()
         if folder is not None:
-            event.acceptProposedAction()
             self.open_folder(folder)
         elif image is not None:
-            event.acceptProposedAction()
             self.open_folder(image.parent, select=image)
 
     # -- selection and review -------------------------------------------------------------
@@ -389,6 +444,11 @@ class MainWindow(QMainWindow):
         self.detail.set_images(self.selected_ids())
 
     def _on_filter(self, view_filter: object) -> None:
+        if self.project is not None and isinstance(view_filter, ViewFilter):
+            try:  # remembered by the folder: it opens again as the person left it
+                self.project.store.set_meta(VIEW_FILTER_KEY, json.dumps(dataclasses.asdict(view_filter)))
+            except TaglineError:
+                pass  # a read-only or full store: the filter still applies, it is just not remembered
         keep = self.selected_ids()[:1]
         self.model.set_filter(view_filter)  # type: ignore[arg-type]
         if keep:

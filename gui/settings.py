@@ -27,6 +27,7 @@ class Settings:
     train_image_encoder: str = ""  # image encoder new models are trained on; "": the bundled model's
     retrain_every: int = AUTO_RETRAIN  # retrain in the background after this many newly confirmed photos; 0: never
     recent_folders: list[str] = field(default_factory=list)
+    reopen_last: bool = True  # start with the folder open when the app was last closed
 
     def add_recent(self, folder: Path) -> None:
         path = str(Path(folder).resolve())

@@ -53,6 +53,8 @@ class StatusBar(QStatusBar):
         self.device = QLabel("Device: not checked yet")
         for widget in (self.job_label, self.bar, self.rate, self.cancel_button):
             self.addWidget(widget)
+        for widget in (self.counts, self.model, self.device, self.job_label, self.rate):
+            widget.setMinimumWidth(40)  # long texts are cut, not the window held wide (the tooltip has them)
         for widget in (self.counts, self.model, self.device):
             self.addPermanentWidget(widget)
         self._meter = RateMeter()
@@ -107,9 +109,12 @@ class StatusBar(QStatusBar):
     def set_counts(self, images: int, shown: int, reviewed: int, captioned: int) -> None:
         filtered = f" ({shown} shown)" if shown != images else ""
         self.counts.setText(f"{images} images{filtered} · {captioned} captioned · {reviewed} reviewed")
+        self.counts.setToolTip(self.counts.text())
 
     def set_model(self, version: str) -> None:
         self.model.setText(f"Model: {version}")
+        self.model.setToolTip(self.model.text())
 
     def set_device(self, device: str) -> None:
         self.device.setText(f"Device: {device}")
+        self.device.setToolTip(self.device.text())

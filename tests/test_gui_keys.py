@@ -56,3 +56,37 @@ def test_ctrl_f_finds_and_a_word_typed_on_the_photos_searches_instead_of_labelli
     assert window.view.hasFocus()
     qtbot.keyClick(window.view, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert window.filter_bar.text.hasFocus()
+
+
+def test_the_folder_keeps_its_filter_and_sort_and_help_lists_every_key(qtbot, window, sample_folder):
+    from gui.gallery import ViewFilter
+    from gui.main_window import saved_filter
+
+    project = open_window(qtbot, window, sample_folder)
+    window.filter_bar.text.setText("chelsea")
+    window.filter_bar.sort.setCurrentIndex(1)  # most uncertain first
+    qtbot.waitUntil(lambda: saved_filter(project.store).text == "chelsea", timeout=3_000)
+    assert saved_filter(project.store) == ViewFilter(text="chelsea", sort="uncertainty")
+    window.close_project()
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
+    assert window.filter_bar.text.text() == "chelsea" and window.filter_bar.sort.currentIndex() == 1
+    assert window.model.rowCount() == 1
+    keys = dict(window.key_table())
+    assert keys["Find"] == "Ctrl+F" and keys["Accept labels and next"] == "Space" and keys["Keys"] == "F1"
+    assert keys[window.project.label_names()[0]] == "1"  # labels have their keys listed too
+
+
+def test_a_rescan_that_finds_new_photos_decides_them(qtbot, window, sample_folder, tmp_path):
+    import shutil
+
+    project = open_window(qtbot, window, sample_folder)
+    (sample_folder / "more").mkdir()
+    shutil.copy(sample_folder / "chelsea.jpg", sample_folder / "more" / "cat2.jpg")
+    classified = []
+    original = window.jobs.classify
+    window.jobs.classify = lambda *a, **k: classified.append(True)  # the run itself is tested elsewhere
+    window.rescan()
+    qtbot.waitUntil(lambda: bool(classified), timeout=20_000)
+    window.jobs.classify = original
+    assert "more/cat2.jpg" in project.store.image_ids_by_relpath()
