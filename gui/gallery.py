@@ -92,6 +92,9 @@ class GalleryModel(QAbstractListModel):
         self.filter = view_filter
         self.refilter()
 
+    def has_image(self, image_id: int) -> bool:
+        return image_id in self._rows
+
     def _on_images_added(self, image_ids: list[int]) -> None:
         """Rows at the end while a scan runs or the snapshot is read page by page (the view keeps
         its place); under a filter only the new photos are tested, not the whole snapshot again."""
@@ -207,8 +210,9 @@ class GalleryModel(QAbstractListModel):
             return project.records.relpath(image_id)
         if role == CaptionRole:
             return project.captions.get(image_id, ("", ""))[0]
-        if role == HasCaptionRole:
-            return image_id in project.captions
+        if role == HasCaptionRole:  # "generated" when a captioner wrote it, else True; False: none
+            written = project.captions.get(image_id)
+            return False if written is None else ("generated" if written[1] == "generated" else True)
         if role == ReviewedRole:
             return image_id in project.reviewed
         if role == PredictedLabelsRole:  # a best guess carries a "?" (no label passed its threshold)

@@ -20,7 +20,8 @@ from gui.gallery import (
 PLACEHOLDER = QColor(70, 70, 74)
 CAPTION_BADGE = QColor(52, 120, 246)
 REVIEWED_BADGE = QColor(46, 160, 67)
-PREDICTED_CHIP = QColor(120, 120, 128)
+GENERATED_BADGE = QColor(130, 130, 140)  # a captioner's caption: grey "G", a person's: blue "T"
+PREDICTED_CHIP = QColor(52, 120, 246)  # the legend's blue: predicted by the model
 CONFIRMED_CHIP = QColor(214, 130, 20)
 
 
@@ -66,7 +67,10 @@ class GalleryDelegate(QStyledItemDelegate):
     def _badges(self, painter: QPainter, box: QRect, index: QModelIndex | QPersistentModelIndex) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(self.small)
-        if model_data(index, HasCaptionRole):
+        caption = model_data(index, HasCaptionRole)
+        if caption == "generated":  # a machine's caption looks different from a person's
+            self._badge(painter, QRect(box.left() + 3, box.top() + 3, 18, 18), GENERATED_BADGE, "G")
+        elif caption:
             self._badge(painter, QRect(box.left() + 3, box.top() + 3, 18, 18), CAPTION_BADGE, "T")
         if model_data(index, ReviewedRole):
             self._badge(painter, QRect(box.right() - 20, box.top() + 3, 18, 18), REVIEWED_BADGE, "\u2713")

@@ -47,6 +47,17 @@ DROP_HINT = ("<div style='font-size:18pt; color:#888'>Drop a folder of photos he
 VIEW_FILTER_KEY = "gui.view_filter"  # meta: the filter and sort the folder was left with
 
 
+def photos_of(command: object) -> list[int]:
+    """The photos an undo step changes (none for label-vocabulary steps)."""
+    if command is None:
+        return []
+    if hasattr(command, "image_id"):
+        return [command.image_id]
+    if hasattr(command, "new") and isinstance(command.new, list):
+        return [item[0] for item in command.new if isinstance(item, tuple)]
+    return list(getattr(command, "changed", []))
+
+
 def saved_filter(store: ProjectStore) -> ViewFilter:
     """The folder's last filter and sort (the default view when none, or when unreadable)."""
     try:
@@ -71,6 +82,10 @@ class MainWindow(QMainWindow):
         self.view.setModel(self.model)
         self.view.setItemDelegate(GalleryDelegate(self.settings.thumbnail_size, self.view))
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        # a reload (after captioning, a rescan, a label edit) keeps the photo the person was on
+        self._kept_selection: list[int] = []
+        self.model.modelAboutToBeReset.connect(lambda: setattr(self, "_kept_selection", self.selected_ids()[:1]))
+        self.model.modelReset.connect(self._restore_selection)
         self.filter_bar = FilterBar()
         self.filter_bar.changed.connect(self._on_filter)
         self.detail = DetailPanel()
@@ -297,6 +312,9 @@ class MainWindow(QMainWindow):
             lambda n: self.statusBar().showMessage(f"{n} photos changed by another program (shown as they are now)", 8000))
         self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
         self.project.undo_stack.canRedoChanged.connect(self.a_redo.setEnabled)
+        # the menu says what Ctrl+Z and Ctrl+Shift+Z will do ("Undo accept labels")
+        self.project.undo_stack.undoTextChanged.connect(lambda text: self.a_undo.setText(f"&Undo {text}".strip()))
+        self.project.undo_stack.redoTextChanged.connect(lambda text: self.a_redo.setText(f"&Redo {text}".strip()))
         self.a_undo.setEnabled(False)
         self.a_redo.setEnabled(False)
         self.settings.add_recent(folder)
@@ -418,11 +436,27 @@ class MainWindow(QMainWindow):
     def _undo(self) -> None:
         if self.project is not None:
             self.detail.save_caption()
-            self.project.undo_stack.undo()
+            stack = self.project.undo_stack
+            photos = photos_of(stack.command(stack.index() - 1))
+            stack.undo()
+            self._show_photos(photos)
 
     def _redo(self) -> None:
         if self.project is not None:
-            self.project.undo_stack.redo()
+            stack = self.project.undo_stack
+            photos = photos_of(stack.command(stack.index()))
+            stack.redo()
+            self._show_photos(photos)
+
+    def _restore_selection(self) -> None:
+        kept, self._kept_selection = self._kept_selection, []
+        if kept and self.model.has_image(kept[0]):
+            self.select_image(kept[0])
+
+    def _show_photos(self, photos: list[int]) -> None:
+        """After an undo or redo, the photo it changed is the one shown (when the view has it)."""
+        if photos and self.model.has_image(photos[0]) and photos[0] not in self.selected_ids():
+            self.select_image(photos[0])
 
     # -- keyboard focus -------------------------------------------------------------------
     def focus_gallery(self) -> None:

@@ -90,3 +90,19 @@ def test_a_rescan_that_finds_new_photos_decides_them(qtbot, window, sample_folde
     qtbot.waitUntil(lambda: bool(classified), timeout=20_000)
     window.jobs.classify = original
     assert "more/cat2.jpg" in project.store.image_ids_by_relpath()
+
+
+def test_undo_says_what_it_undoes_shows_the_photo_and_a_reload_keeps_the_selection(qtbot, window, sample_folder):
+    from gui import review
+
+    project = open_window(qtbot, window, sample_folder)
+    ids = project.store.image_ids_by_relpath()
+    window.select_image(ids["coffee.jpg"])
+    review.set_label(project, [ids["coffee.jpg"]], "cup", True)
+    assert window.a_undo.text() == "&Undo add cup"
+    window.select_image(ids["astronaut.jpg"])
+    window._undo()
+    assert window.selected_ids() == [ids["coffee.jpg"]]  # the photo the undo changed is shown
+    assert window.a_redo.text() == "&Redo add cup"
+    project.reload()  # what captioning or a rescan ends with
+    assert window.selected_ids() == [ids["coffee.jpg"]]
