@@ -327,6 +327,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return int(args.gui_runner(args.folder))
 
 
+BATCH_HELP = "photos per batch on the encoders (default 32; lower it if memory runs out)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tagline", description="Label image collections from photo and caption.")
     parser.add_argument("--version", action="version", version=f"tagline {__version__}")
@@ -370,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="write predictions as CSV ImageID,Labels,Caption")
     sub.add_argument("--label-ids", action="store_true", help="write label ids instead of names")
     sub.add_argument("--probabilities", action="store_true", help="add a probability column per label")
-    sub.add_argument("--batch-size", type=positive_int, default=32)
+    sub.add_argument("--batch-size", type=positive_int, default=32, help=BATCH_HELP)
     sub.add_argument("--redo", action="store_true", help="classify again images already done")
     sub.add_argument("--caption-missing", action="store_true",
                      help="first caption the photos that have none and read those captions, weighed as the model "
@@ -395,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="write ImageID,Caption,Source as CSV")
     sub.add_argument("--overwrite", action="store_true", help="also replace imported and typed captions")
     sub.add_argument("--style", help="write like one of the captioner's training sources (e.g. comp5329, flickr8k)")
-    sub.add_argument("--batch-size", type=positive_int, default=32)
+    sub.add_argument("--batch-size", type=positive_int, default=32, help=BATCH_HELP)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                      help="run on a Ray cluster (without ADDRESS a local Ray instance); pip install 'tagline[cluster]'")
@@ -407,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "labelling in rounds learnt a little faster this way than at random; docs/benchmarks.md).")
     sub.add_argument("-n", type=positive_int, default=50, help="how many photos (default 50)")
     sub.add_argument("--model", help="model folder (default: the bundled model)")
-    sub.add_argument("--strategy", choices=["uncertain", "diverse", "random"], default="uncertain")
+    sub.add_argument("--strategy", choices=["uncertain", "diverse", "random"], default="uncertain",
+                     help="uncertain: labels nearest their thresholds (default); diverse: spread over the photos; random")
     sub.add_argument("--out", help="write ImageID,Uncertainty as CSV instead of printing the names")
     sub.set_defaults(func=cmd_suggest)
 
@@ -421,30 +425,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--validation", type=float, default=0.10, help="split: fraction for early stopping/thresholds")
     sub.add_argument("--epochs", type=positive_int, default=15, help="split: most epochs per head")
     sub.add_argument("--ensemble", type=positive_int, default=1, help="split: heads averaged (different seeds)")
-    sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="asymmetric")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--loss", choices=["weighted_bce", "asymmetric"], default="asymmetric",
+                     help="training loss (default asymmetric: 0.6 points above weighted BCE on validation)")
+    sub.add_argument("--seed", type=int, default=0, help="seed of the split and the training (same seed, same model)")
     sub.add_argument("--caption-words", action="store_true", help="split: add a bag of caption words to the caption side")
     sub.add_argument("--image-encoder", default="efficientnet_lite0",
                      help="registered encoder, or timm:MODEL[@WEIGHTS] (timm downloads weights when online)")
     sub.add_argument("--finetune", action="store_true",
                      help="fine-tune the image backbone end to end with augmentation first (for a GPU)")
-    sub.add_argument("--finetune-epochs", type=positive_int, default=4)
-    sub.add_argument("--text-encoder", default="minilm_l6")
+    sub.add_argument("--finetune-epochs", type=positive_int, default=4, help="epochs of backbone fine-tuning (default 4)")
+    sub.add_argument("--text-encoder", default="minilm_l6", help="caption encoder (default minilm_l6)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_train)
 
     sub = verbs.add_parser("evaluate", help="Score a predictions CSV against a truth CSV.")
-    sub.add_argument("predictions")
-    sub.add_argument("truth")
+    sub.add_argument("predictions", help="CSV to score (ImageID,Labels,...), e.g. from classify --out")
+    sub.add_argument("truth", help="CSV with the right labels, same columns")
     sub.add_argument("--label-map", help="JSON mapping label ids to names (when the files use ids)")
     sub.add_argument("--json", help="also write the report as JSON")
     sub.set_defaults(func=cmd_evaluate)
 
     sub = folder_verb("export", "Export labels and captions (confirmed labels override predictions).")
     sub.add_argument("--out", help="output file (csv or json)")
-    sub.add_argument("--format", choices=["csv", "json", "sidecars"], default="csv")
-    sub.add_argument("--label-ids", action="store_true")
-    sub.add_argument("--probabilities", action="store_true")
+    sub.add_argument("--format", choices=["csv", "json", "sidecars"], default="csv",
+                     help="csv (ImageID,Labels,Caption,Confirmed,Rejected,CaptionSource; reads back with import), "
+                          "json, or a caption .txt beside each photo")
+    sub.add_argument("--label-ids", action="store_true",
+                     help="write each label as its id (a COCO number, from --label-map or the label editor), "
+                          "space-separated, instead of names")
+    sub.add_argument("--probabilities", action="store_true",
+                     help="add a p_LABEL column per label: the active model's probability")
     sub.add_argument("--predicted-only", action="store_true", help="ignore confirmed labels")
     sub.add_argument("--overwrite", action="store_true", help="replace existing sidecar files")
     sub.add_argument("--threshold", type=probability, help="one threshold for every label instead of the model's "
@@ -452,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_export)
 
     sub = verbs.add_parser("info", help="Describe a model and the inference device.")
-    sub.add_argument("--model")
+    sub.add_argument("--model", help="model folder (default: the bundled model)")
     sub.set_defaults(func=cmd_info)
 
     sub = folder_verb("audit-captions", "Compare generated captions with the human captions of the same photos: "
@@ -460,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--captions", help="human captions CSV (several rows a photo allowed); default: the project's")
     sub.add_argument("--model", help="captioner folder (default: the bundled one)")
     sub.add_argument("--json", help="also write the report as JSON")
-    sub.add_argument("--batch-size", type=positive_int, default=32)
+    sub.add_argument("--batch-size", type=positive_int, default=32, help=BATCH_HELP)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_audit_captions)
 
@@ -468,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", help="model folder (default: the bundled model)")
     sub.add_argument("--captioner", help="captioner folder (default: the bundled one)")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    sub.add_argument("--port", type=positive_int, default=8765)
+    sub.add_argument("--port", type=positive_int, default=8765, help="port to listen on (default 8765)")
     sub.add_argument("--token", help="require Authorization: Bearer TOKEN on every API request")
     sub.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo accepted (default 20)")
     sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
@@ -476,8 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(func=cmd_serve)
 
     sub = verbs.add_parser("gui", help="Open the desktop application.")
-    sub.add_argument("folder", nargs="?", type=Path)
+    sub.add_argument("folder", nargs="?", type=Path, help="the folder to open (default: the last one)")
     sub.set_defaults(func=cmd_gui)
+    for verb in verbs.choices.values():  # `tagline VERB --help` starts with what the verb does
+        if not verb.description:
+            verb.description = next(a.help for a in verbs._choices_actions if verbs.choices.get(a.dest) is verb)
     return parser
 
 

@@ -201,3 +201,12 @@ def test_label_names_read_back_from_an_export_as_themselves(sample_folder: Path,
         back = restored.confirmations()
         by_name = restored.image_ids_by_relpath()
     assert {p: back.get(by_name[p]) for p in ids} == {p: before.get(i) for p, i in ids.items()}
+
+
+def test_rows_naming_photos_the_folder_lacks_are_told_in_one_line(sample_folder: Path, tmp_path: Path, capsys) -> None:
+    many = tmp_path / "many.csv"
+    many.write_text("ImageID,Caption\nchelsea.jpg,a cat\n" + "".join(f"{i}.jpg,a photo\n" for i in range(40)),
+                    encoding="utf-8")
+    assert main(["import", str(sample_folder), "--captions", str(many)]) == 1  # some rows not imported
+    err = capsys.readouterr().err
+    assert err.count("not in the folder") == 1 and "40 rows name photos" in err

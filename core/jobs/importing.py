@@ -10,6 +10,7 @@ from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
 
 MAX_LISTED = 20  # rejected CSV rows listed one by one; the rest are counted
+NOT_IN_FOLDER = "no image "  # the reason given for a row naming a photo the folder lacks
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,15 @@ def import_job(store: ProjectStore, request: ImportRequest, cancel: CancelToken 
                              complete=request.complete)
         outcome.captions, outcome.labelled, outcome.rejected = report.captions, report.labelled, report.rejected
         outcome.decisions = report.summary() if request.labels else []
-        outcome.messages += [f"{request.captions}, line {line}: {reason}" for line, reason in report.rejected[:MAX_LISTED]]
-        if len(report.rejected) > MAX_LISTED:
-            outcome.messages.append(f"... and {len(report.rejected) - MAX_LISTED} more rejected rows")
+        absent = [(line, reason) for line, reason in report.rejected if reason.startswith(NOT_IN_FOLDER)]
+        other = [(line, reason) for line, reason in report.rejected if not reason.startswith(NOT_IN_FOLDER)]
+        if absent:  # one line, not one a row: a CSV of a whole set imported into part of it
+            line, reason = absent[0]
+            outcome.messages.append(f"{request.captions}: {len(absent)} rows name photos that are not in the folder "
+                                    f"(for example line {line}: {reason})")
+        outcome.messages += [f"{request.captions}, line {line}: {reason}" for line, reason in other[:MAX_LISTED]]
+        if len(other) > MAX_LISTED:
+            outcome.messages.append(f"... and {len(other) - MAX_LISTED} more rejected rows")
     if cancel is not None:
         cancel.raise_if_cancelled()
     have = store.captions()
