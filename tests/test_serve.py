@@ -156,6 +156,13 @@ def test_the_web_page_labels_photos_in_a_real_browser(live_server: str, tmp_path
                  for i in range(2)}
         assert "cat" in cards["chelsea.jpg"] and "person" in cards["astronaut.jpg"]
         assert page.locator(".card .bar").count() == 10  # five confidence bars each
+        assert page.locator("#tokenbox").is_hidden()  # this server has no token: nothing to ask
+        broken = tmp_path / "notes.jpg"
+        broken.write_text("not a photo", encoding="utf-8")
+        page.set_input_files("#files", [str(broken)])
+        page.wait_for_selector(".card .failed", timeout=30_000)
+        failed = page.locator(".card").first
+        assert "Not labelled" in failed.locator(".failed").inner_text() and failed.locator(".chips").count() == 0
         page.screenshot(path=str(tmp_path / "web-page.png"), full_page=True)
         browser.close()
     assert (tmp_path / "web-page.png").stat().st_size > 10_000
