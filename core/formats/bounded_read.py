@@ -31,19 +31,21 @@ def read_bounded(path: Path, limit: int, error: Callable[[str], Exception], what
         raise error(f"there is no such {what}") from None
     except OSError as exc:
         raise error(f"the {what} cannot be read: {exc.strerror or exc}") from exc
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        info = os.fstat(fd)
+    try:
+        info = os.fstat(fd)  # the kind of what was opened: no race with a rename after a check by name
         if not stat.S_ISREG(info.st_mode):
             kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a pipe" if stat.S_ISFIFO(info.st_mode)
-                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file")
             raise error(f"this {what} is {kind}, not a regular file; name a file")
         if info.st_size > limit:
             raise error(f"this {what} is {_size(info.st_size)}; Tagline reads at most {_size(limit)} from a {what} "
                         f"(is it the right file?)")
-        try:
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as handle:
             data = _read_up_to(handle, limit + 1)
-        except OSError as exc:
-            raise error(f"the {what} cannot be read: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise error(f"the {what} cannot be read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
     if len(data) > limit:  # grew while read, or a file system that reports no size
         raise error(f"this {what} is larger than {_size(limit)}, the most Tagline reads from a {what}")
     return data
