@@ -116,6 +116,11 @@ def main(out_dir: Path) -> int:
         window.select_row(4)
         wait(app, lambda: len(window.loader.memory) >= 12 and window.detail.preview.image is not None)
         save(window, out_dir / "gallery-photos.png")
+        window.resize(1024, 640)  # a laptop's screen: every control still reachable
+        wait(app, lambda: window.width() == 1024)
+        app.processEvents()
+        save(window, out_dir / "laptop-1024x640.png")
+        window.resize(1360, 860)
 
         window.project.store.confirm_many([(window.project.store.image_ids_by_relpath()[n], lab, True)
                                            for n, names in labels.items() for lab in names])

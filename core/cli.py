@@ -93,6 +93,13 @@ def _tell(args: argparse.Namespace, notes: Any) -> None:
         _info(args, line)
 
 
+def _status(args: argparse.Namespace, *skipped: object) -> int:
+    """1 when the scan met files it could not read (a dangling link, a pipe named like a photo,
+    a path too long) or the job skipped some (`skipped`: counts or lists), else 0: every verb
+    that reports a skipped file says so in its exit status too."""
+    return EXIT_PARTIAL if getattr(args, "scan_problems", 0) or any(skipped) else EXIT_OK
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
@@ -136,7 +143,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = _open_store(args)
     request = _import_request(args, labels=not args.no_labels)
     rejected = _report_import(args, request, drive(import_job(store, request, args.cancel), args.quiet))
-    return EXIT_PARTIAL if rejected else EXIT_OK
+    return _status(args, rejected)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -158,7 +165,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     rejected = _report_import(args, _import_request(args, labels=False), outcome.imported)
     _warn_skipped(outcome.failures)
     _tell(args, outcome.notes)
-    return EXIT_PARTIAL if outcome.report.failures or rejected else EXIT_OK
+    return _status(args, outcome.failures, outcome.report.failures, rejected)
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
@@ -172,7 +179,7 @@ def cmd_caption(args: argparse.Namespace) -> int:
     _info(args, outcome.summary())
     if args.out:
         _info(args, f"wrote {outcome.rows_written} captions to {args.out}")
-    return EXIT_PARTIAL if outcome.report.failures else EXIT_OK
+    return _status(args, outcome.report.failures)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -210,7 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name, scores in info.metrics.get("holdout", {}).items():
         print(f"held-out {name}: samples F1 {scores['samples_f1']:.4f}, micro F1 {scores['micro_f1']:.4f}, "
               f"macro F1 {scores['macro_f1']:.4f}")
-    return EXIT_PARTIAL if rejected else EXIT_OK
+    return _status(args, rejected)
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -223,7 +230,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if not args.out:
         for suggestion in outcome.suggestions:
             print(suggestion.relpath)
-    return EXIT_OK
+    return _status(args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -253,7 +260,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     for line in outcome.warnings:
         _warn(line)
     _info(args, outcome.summary)
-    return EXIT_OK
+    return _status(args)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -305,20 +312,46 @@ def cmd_audit_captions(args: argparse.Namespace) -> int:
         report = {"photos": outcome.photos, "captioner": outcome.captioner,
                   "attributes": [r.as_dict() for r in outcome.results]}
         atomic_write_text(Path(args.json), json.dumps(report, indent=1))
-    return EXIT_OK
+    return _status(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from core.serve.app import serve
+        from core.serve.limits import LOCAL_NAMES
     except ImportError as exc:
         raise TaglineError(f"the server needs its extra packages ({exc.name} is missing): pip install 'tagline[serve]'") from exc
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
-        _warn(f"listening on {args.host} without --token: anyone who can reach this machine can use the server")
-    _info(args, f"serving on http://{args.host}:{args.port}/ (API docs at /docs); Ctrl-C stops")
-    serve(_path(args.model), _path(args.captioner), args.host, args.port, args.token, args.max_upload_mb,
-          args.max_batch, not args.cpu)
+    token = _serve_token(args)
+    wildcard = args.host in ("0.0.0.0", "::", "")
+    hosts = None if wildcard else LOCAL_NAMES | {args.host.lower(), *(h.lower() for h in args.allow_host or [])}
+    if args.host not in LOCAL_NAMES and not token:
+        _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server"
+              + (" (and any Host name is answered)" if wildcard else ""))
+    serve(_path(args.model), _path(args.captioner), args.host, args.port, token, args.max_upload_mb,
+          args.max_batch, not args.cpu, hosts, lambda line: _info(args, line))
     return EXIT_OK
+
+
+TOKEN_ENV = "TAGLINE_TOKEN"
+
+
+def _serve_token(args: argparse.Namespace) -> str | None:
+    """--token, else --token-file's first line, else $TAGLINE_TOKEN (the flag shows in `ps` to every
+    local user; a file or the environment does not)."""
+    if args.token is not None and args.token_file is not None:
+        raise TaglineError("give --token or --token-file, not both")
+    token = args.token
+    if args.token_file is not None:
+        from core.formats.bounded_read import read_bounded
+
+        data = read_bounded(Path(args.token_file), 4096, lambda reason: TaglineError(f"--token-file {args.token_file}: "
+                                                                                     f"{reason}"), "token file")
+        token = data.decode("utf-8", "replace").strip().splitlines()[0] if data.strip() else ""
+    elif token is None:
+        token = os.environ.get(TOKEN_ENV)
+    if token is not None and not token.strip():
+        raise TaglineError("the token is empty: put at least one character in it (or leave the token out)")
+    return token.strip() if token is not None else None
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -474,12 +507,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_audit_captions)
 
-    sub = verbs.add_parser("serve", help="Serve classification and captioning over HTTP, with a web page at /.")
+    sub = verbs.add_parser("serve", help="Serve classification and captioning over HTTP, with a web page at /.",
+                           description="Serve classification and captioning over HTTP, with a web page at / and the "
+                                       "API's schema at /openapi.json. The token, when wanted, comes from --token, "
+                                       "--token-file or the environment variable TAGLINE_TOKEN.")
     sub.add_argument("--model", help="model folder (default: the bundled model)")
     sub.add_argument("--captioner", help="captioner folder (default: the bundled one)")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     sub.add_argument("--port", type=positive_int, default=8765, help="port to listen on (default 8765)")
-    sub.add_argument("--token", help="require Authorization: Bearer TOKEN on every API request")
+    sub.add_argument("--token", help="require Authorization: Bearer TOKEN on every API request (other local users "
+                                      "can see it in `ps`: prefer --token-file or the TAGLINE_TOKEN variable)")
+    sub.add_argument("--token-file", help="read the token from the first line of this file")
+    sub.add_argument("--allow-host", action="append", metavar="NAME",
+                     help="without a token only requests naming localhost or --host in their Host header are answered "
+                          "(against DNS rebinding); add a name clients use, e.g. this machine's (repeatable)")
     sub.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo accepted (default 20)")
     sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
@@ -537,6 +578,12 @@ def main(argv: list[str] | None = None, gui_runner: Callable[[Path | None], int]
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return EXIT_OK
     except Exception as exc:  # a bug: one line on screen, the traceback in a file to attach to a report
+        from core.errors import disk_full
+
+        if disk_full(exc):  # a library's own words for ENOSPC, met where no writer mapped it
+            _warn(f"error: the disk is full ({type(exc).__name__}: {exc}): free some space and run the same "
+                  f"command again (finished work is saved)")
+            return EXIT_ERROR
         log_path = _save_crash_report(exc)
         _warn(f"internal error ({type(exc).__name__}: {exc}); nothing finished was lost. "
               f"Please report it with {log_path}" if log_path else f"internal error: {exc!r}")

@@ -42,11 +42,32 @@ class Cancelled(TaglineError):
 _FULL_HINT = "the disk is full: free some space and try again"
 
 
-def write_failure_message(path: object, exc: BaseException) -> str:
-    """Say why a write failed and what to do, and that nothing already saved was touched.
+# How libraries that are not Python's own say ENOSPC / EDQUOT: safetensors' SafetensorError
+# ("IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })"), torch's
+# stream writer, onnx; none of them raise an OSError.
+_FULL_WORDS = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded", "os error 122",
+               "quotaexceeded", "filesystemquotaexceeded")
 
-    Used for SQLite errors (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR) and OS errors (ENOSPC,
-    EDQUOT, EROFS, EACCES), which would otherwise reach the person as raw library text.
+_SAVED = "this change was not saved; earlier work is intact"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, whatever library raised it, says the disk (or the person's quota) is full."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return any(words in text for words in _FULL_WORDS)
+
+
+def write_failure_message(path: object, exc: BaseException, saved: str = _SAVED) -> str:
+    """Say why a write failed and what to do, and what was and was not saved (`saved`, by
+    default that nothing already saved was touched).
+
+    Used for SQLite errors (SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR), OS errors (ENOSPC,
+    EDQUOT, EROFS, EACCES) and other libraries' write errors that say the disk is full, which
+    would otherwise reach the person as raw library text.
     """
     import errno
     import sqlite3
@@ -63,10 +84,10 @@ def write_failure_message(path: object, exc: BaseException) -> str:
                       f"recover it with `sqlite3 project.db .recover`")
         else:
             reason = str(exc)
-    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    elif disk_full(exc):
         reason = _FULL_HINT
     elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         reason = f"{exc.strerror or exc}: choose a folder you can write to"
     else:
         reason = str(getattr(exc, "strerror", None) or exc)
-    return f"cannot write {path}: {reason} (this change was not saved; earlier work is intact)"
+    return f"cannot write {path}: {reason} ({saved})"

@@ -437,10 +437,17 @@ def read_captioner_info(folder: Path) -> CaptionerInfo:
     meta_path = Path(folder) / "captioner.json"
     if not meta_path.is_file():
         raise ModelError(f"{folder} is not a captioner folder (needs captioner.json and its weights)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    from core.models.model_files import read_json_document
+
+    meta = read_json_document(meta_path, ModelError)
     if meta.pop("format", None) != FORMAT_VERSION:
         raise ModelError(f"{meta_path} has an unknown format; update Tagline to read it")
-    info = CaptionerInfo(**meta)
+    try:
+        info = CaptionerInfo(**meta)
+    except TypeError as exc:
+        raise ModelError(f"{meta_path} is incomplete: {exc}") from exc
+    if not isinstance(info.weights, str):
+        raise ModelError(f"{meta_path}: weights must be a file name, not {info.weights!r}")
     if not (Path(folder) / Path(info.weights).name).is_file():
         raise ModelError(f"{folder} is not a captioner folder: {info.weights} is missing")
     return info

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from core.errors import CsvImportError
+from core.formats.bounded_read import MiB, read_bounded
+from core.formats.wide_text import wide_encoding
 from core.store.database import CAPTION_SOURCES, ProjectStore
 
 _ID_COLUMNS = ("imageid", "image_id", "image", "filename", "file", "path")
@@ -76,9 +78,10 @@ class ImportReport:
 
 def load_label_map(path: Path | str) -> dict[str, str]:
     """A JSON object mapping ids used in CSVs (e.g. "1") to label names (e.g. "person")."""
+    data = read_bounded(Path(path), LABEL_MAP_LIMIT, lambda reason: CsvImportError(str(path), reason), "label map")
     try:
-        mapping = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        mapping = json.loads(data.decode("utf-8-sig"))
+    except (ValueError, RecursionError) as exc:
         raise CsvImportError(str(path), f"cannot read label map: {exc}") from exc
     if not isinstance(mapping, dict):
         raise CsvImportError(str(path), "label map must be a JSON object of id -> name")
@@ -99,14 +102,29 @@ def safe_relpath(raw: str) -> str | None:
 DELIMITERS = (",", ";", "\t", "|")  # CSV, spreadsheet exports in many locales, TSV, pipes
 
 
+CSV_LIMIT = 128 * MiB  # a million photos with 100-character captions is 110 MB; bounds the memory of a hostile file
+LABEL_MAP_LIMIT = 4 * MiB
+
+
+def read_csv_file(path: Path) -> bytes:
+    """A CSV's bytes: a regular file of at most 128 MB (/dev/zero used to be read until memory ran
+    out, and a FIFO hung the import)."""
+    return read_bounded(path, CSV_LIMIT, lambda reason: CsvImportError(str(path), reason), "captions CSV")
+
+
 def decode_csv_bytes(path: Path, data: bytes) -> str:
     """UTF-8 (with or without BOM) or UTF-16 with its BOM; anything else is refused with the
     line and byte that are not UTF-8 (guessing Latin-1 would garble every accent silently)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    wide = wide_encoding(data)  # UTF-16 or UTF-32, with a BOM or without one
+    if wide is not None:
         try:
-            return data.decode("utf-16")
+            return data.decode(wide).lstrip("\ufeff")
         except UnicodeDecodeError as exc:
-            raise CsvImportError(str(path), f"the file starts as UTF-16 but is damaged ({exc.reason})") from exc
+            raise CsvImportError(str(path), f"the file looks like {wide.upper()} but is damaged ({exc.reason} at "
+                                            f"byte {exc.start:,}): save it again as UTF-8") from exc
+    if b"\x00" in data[:4096]:
+        raise CsvImportError(str(path), "the file holds NUL bytes and is neither UTF-8, UTF-16 nor UTF-32 text; "
+                                        "is it a spreadsheet (.xlsx) rather than a CSV? Save it as CSV UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -133,10 +151,7 @@ def read_caption_csv(path: Path | str) -> CsvReadResult:
     """Parse a caption CSV with Python's csv module (captions across lines, stray quotes),
     its delimiter sniffed from the header, in UTF-8 or UTF-16."""
     path = Path(path)
-    try:
-        text = decode_csv_bytes(path, path.read_bytes())
-    except OSError as exc:
-        raise CsvImportError(str(path), exc.strerror or str(exc)) from exc
+    text = decode_csv_bytes(path, read_csv_file(path))
     result = CsvReadResult()
     seen: dict[str, int] = {}
     handle = io.StringIO(text, newline="")
@@ -430,10 +445,7 @@ def read_reference_captions(path: Path | str) -> dict[str, list[str]]:
     """Every caption of every photo in a CSV (several rows per ImageID allowed: Flickr8k has
     five references a photo), for comparing generated captions with them."""
     path = Path(path)
-    try:
-        text = decode_csv_bytes(path, path.read_bytes())
-    except OSError as exc:
-        raise CsvImportError(str(path), exc.strerror or str(exc)) from exc
+    text = decode_csv_bytes(path, read_csv_file(path))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]))
     try:
         header = next(reader)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import TaglineError, write_failure_message
-from core.formats.temp_files import writing_beside
+from core.formats.output_paths import output_target, write_output
 from core.store.database import ProjectStore
 from core.store.decisions import photo_labels
 
@@ -73,7 +72,9 @@ def csv_text(header: list[str], rows: Iterable[list[str]]) -> str:
 
 def check_output_path(store: ProjectStore, path: Path, inputs: Iterable[Path] = ()) -> None:
     """Refuse to write an export over the project's own database (or its journal) or a photo of
-    the folder, or over a file the same command reads (`inputs`, such as the captions CSV)."""
+    the folder, or over a file the same command reads (`inputs`, such as the captions CSV); a
+    folder or disk device named as the output is refused here too, before any work."""
+    output_target(Path(path))
     target = Path(path).resolve()
     database = store.db_path.resolve()
     if target.parent == database.parent and target.name.startswith(database.name):
@@ -115,17 +116,10 @@ def collect_rows(
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write beside the target and rename: readers never see half a file, even after a crash."""
-    path = Path(path)
-    try:
-        with writing_beside(path) as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise TaglineError(write_failure_message(path, exc)) from exc
+    """Write to what `path` names (core.formats.output_paths): a file, or the file a link
+    points to, gets the text beside it and renamed over, so readers never see half a file even
+    after a crash; a device or a read pipe is written directly; a folder is refused."""
+    write_output(Path(path), text.encode("utf-8"))
 
 
 def export_csv(
@@ -176,6 +170,7 @@ class SidecarReport:
     written: int = 0
     kept: int = 0  # sidecars already there, left as they were (no overwrite asked)
     full_names: list[str] = field(default_factory=list)  # photos sharing a stem: written to NAME.EXT.txt
+    not_files: list[str] = field(default_factory=list)  # sidecar names taken by a link, folder or pipe: left alone
 
     def summary(self) -> str:
         parts = [f"wrote {self.written} caption files"]
@@ -184,6 +179,9 @@ class SidecarReport:
         if self.full_names:
             parts.append(f"{len(self.full_names)} photos share a name with another photo, so their captions "
                          f"went to NAME.EXT.txt (for example {self.full_names[0]}.txt)")
+        if self.not_files:
+            parts.append(f"left {len(self.not_files)} that are links, folders or pipes as they were (for example "
+                         f"{self.not_files[0]}): Tagline writes captions only to regular files")
         return "; ".join(parts)
 
 
@@ -200,9 +198,19 @@ def export_sidecars(store: ProjectStore, rows: list[ExportRow], overwrite: bool 
         target, shared = paths[row.image_id]
         if shared:
             report.full_names.append(row.relpath)
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            report.not_files.append(target.name)  # never written through: the folder may be someone else's
+            continue
         if target.exists() and not overwrite:
             report.kept += 1
             continue
-        atomic_write_text(target, row.caption + "\n")
+        try:
+            write_output(target, (row.caption + "\n").encode("utf-8"))
+        except TaglineError as exc:  # said as it is: the sidecars before this one were written
+            cause = exc.__cause__
+            saved = (f"{report.written} caption files before it were written whole, the rest were not; run the export "
+                     f"again once this is fixed" if report.written else "no caption file was written")
+            raise TaglineError(write_failure_message(target, cause, saved) if isinstance(cause, OSError)
+                               else f"{exc} ({saved})") from exc
         report.written += 1
     return report

@@ -55,6 +55,26 @@ def writing_beside(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def plain_file_mode() -> int:
+    """The permissions `open()` gives a new file here (0666 less the umask, usually 0644).
+
+    Libraries that write through a private temporary file (safetensors' weights came out 0600
+    while model.json was 0644, so a model folder copied to a colleague could not be read) get
+    their file set to this. The umask is read from /proc where there is one: setting it to read
+    it back would race with other threads creating files.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _alive(pid: int) -> bool:
     import psutil  # os.kill(pid, 0) would send Ctrl-C on Windows
 

@@ -135,6 +135,9 @@ def _walk_folder(folder: str, prefix: str, sink: list[ScanProblem], stamps: Fold
             sink.append(ScanProblem(stored_name(entry.path)[0], exc.strerror or str(exc)))
             continue
         if not stat.S_ISREG(info.st_mode):
+            if not stat.S_ISDIR(info.st_mode):  # a link to a folder is not followed, as folders are not
+                kind = "a pipe" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device"
+                sink.append(ScanProblem(stored_name(entry.path)[0], f"not a regular file ({kind}); skipped"))
             continue
         shown, raw = stored_name(prefix + name)
         yield FoundFile(shown, info.st_size, info.st_mtime_ns, raw)

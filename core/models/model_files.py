@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelError, write_failure_message
-from core.formats.temp_files import writing_beside
+from core.errors import ModelError, disk_full, write_failure_message
+from core.formats.temp_files import plain_file_mode, writing_beside
 from core.learn.fusion_head import HeadConfig
 from core.learn.metrics import thresholds_by_row
 
@@ -113,8 +113,14 @@ def save_weights_and_metadata(folder: Path, stem: str, weights_name: str, tensor
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with writing_beside(folder / weights_name) as weights_tmp, writing_beside(folder / f"{stem}.json") as meta_tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+            try:
+                save_file({k: v.contiguous() for k, v in tensors.items()}, str(weights_tmp))
+            except Exception as exc:  # SafetensorError is no OSError: a full disk said in its own words
+                if not disk_full(exc):
+                    raise
+                raise ModelError(write_failure_message(folder, exc)) from exc
             _fsync(weights_tmp)
+            os.chmod(weights_tmp, plain_file_mode())  # as model.json gets: a copied folder stays readable
             os.replace(weights_tmp, folder / weights_name)
             with open(meta_tmp, "w", encoding="utf-8") as handle:
                 handle.write(meta)
@@ -135,15 +141,12 @@ def _fsync(path: Path) -> None:
 
 def read_info(folder: Path) -> ClassifierInfo:
     path = Path(folder) / "model.json"
-    if not path.is_file():
+    if not path.exists():
         found = sorted(p.name for p in Path(folder).glob("*")) if Path(folder).is_dir() else []
         hint = " (pickled models are refused; use safetensors)" if any(
             n.endswith((".pkl", ".pickle", ".pt", ".pth", ".ckpt")) for n in found) else ""
         raise ModelError(f"no Tagline model in {folder}: model.json is missing{hint}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
+    meta = read_json_document(path, ModelError)
     if meta.pop("format", None) != FORMAT_VERSION:
         raise ModelError(f"{path} has an unknown format; this Tagline reads format {FORMAT_VERSION}")
     try:
@@ -154,6 +157,44 @@ def read_info(folder: Path) -> ClassifierInfo:
     if problem:
         raise ModelError(f"{path} is not a valid Tagline model: {problem}")
     return info
+
+
+MAX_JSON_BYTES = 16 << 20  # the shipped model.json is 20 KB; a vocabulary of 100,000 words is 2 MB
+MAX_JSON_DEPTH = 32  # the deepest a Tagline model.json goes is 6
+
+
+def read_json_document(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """A JSON object from a model folder's file, read with bounds: a regular file of at most 16 MB,
+    nested at most 32 deep, an object at the top. `[]`, a document nested 100,000 deep or
+    /dev/zero each used to end in an internal error (or in memory running out)."""
+    from core.formats.bounded_read import read_bounded
+
+    data = read_bounded(path, MAX_JSON_BYTES, lambda reason: error(f"{path}: {reason}"), what="model file")
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to be a Tagline model file (at most {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise error(f"{path} is not valid JSON: {exc}") from exc
+    if _depth(meta) > MAX_JSON_DEPTH:
+        raise error(f"{path} nests lists or objects more than {MAX_JSON_DEPTH} levels deep; a Tagline model file "
+                    f"has at most {MAX_JSON_DEPTH}")
+    if not isinstance(meta, dict):
+        raise error(f"{path} must hold a JSON object ({{...}}), not {type(meta).__name__ if meta is not None else 'null'}")
+    return meta
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest, counted without recursion (a hostile file may go deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _number(value: object) -> bool:
@@ -272,16 +313,70 @@ def _inconsistency(info: ClassifierInfo) -> str:
     return ""
 
 
+MAX_HEAD_PARAMETERS = 64_000_000  # 256 MB of float32 for the whole ensemble; the shipped one holds 7.2 million
+
+
 def load_head_weights(folder: Path, info: ClassifierInfo) -> dict[str, Any]:
+    """The ensemble's tensors, after their names and shapes are compared with the heads model.json
+    describes (built on torch's meta device: nothing allocated) and their count bounded; a head
+    size of 65,536 used to allocate 34 GB before the weights were looked at. Weights that are
+    not finite (NaN or infinite) are refused here, naming the file."""
     path = Path(folder) / Path(info.weights).name
     if not path.is_file():
         raise ModelError(f"{path} is missing; the model folder is incomplete")
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
+    expected = _expected_shapes(info)
+    total = sum(int(np.prod(shape)) for shape in expected.values())
+    if total > MAX_HEAD_PARAMETERS:
+        raise ModelError(f"{path.parent / 'model.json'} describes heads of {total:,} numbers; Tagline loads at most "
+                         f"{MAX_HEAD_PARAMETERS:,} (is its head's size right?)")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:  # reads the header only
+            found = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise ModelError(f"{path} is damaged: {exc}") from exc
+    problem = _shape_problem(expected, found)
+    if problem:
+        raise ModelError(f"the weights in {path} do not match its model.json: {problem}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise ModelError(f"{path} is damaged: {exc}") from exc
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ModelError(f"{path} holds weights that are not numbers (NaN or infinite) in {key}: the model is "
+                             f"damaged; train it again or use another model")
+    return tensors
+
+
+def _expected_shapes(info: ClassifierInfo) -> dict[str, tuple[int, ...]]:
+    """Each member's state names and shapes as `m{member}.{name}`, from heads built on the meta device."""
+    import torch
+
+    from core.learn.fusion_head import create_head
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    with torch.device("meta"):
+        for member in range(info.ensemble):
+            for name, tensor in create_head(head_config(info, member)).state_dict().items():
+                shapes[f"m{member}.{name}"] = tuple(tensor.shape)
+    return shapes
+
+
+def _shape_problem(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
+    wanted = {k: v for k, v in found.items() if k.split(".", 1)[0] in {e.split(".", 1)[0] for e in expected}}
+    missing = sorted(set(expected) - set(wanted))
+    if missing:
+        return f"{len(missing)} tensors missing (first {missing[0]})"
+    unexpected = sorted(set(wanted) - set(expected))
+    if unexpected:
+        return f"{len(unexpected)} tensors not in the head it describes (first {unexpected[0]})"
+    for key, shape in expected.items():
+        if found[key] != shape:
+            return f"{key} is {list(found[key])} in the file but the head needs {list(shape)}"
+    return ""
 
 
 def head_config(info: ClassifierInfo, member: int = 0) -> HeadConfig:

@@ -199,11 +199,18 @@ def finetune(
     assert best_state is not None
     from safetensors.torch import save_file
 
-    from core.formats.temp_files import writing_beside
+    from core.errors import ModelError, disk_full, write_failure_message
+    from core.formats.temp_files import plain_file_mode, writing_beside
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with writing_beside(out_dir / BACKBONE_FILE) as tmp:
-        save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp))
+        try:
+            save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp))
+        except Exception as exc:  # safetensors' error for a full disk is no OSError
+            if not disk_full(exc):
+                raise
+            raise ModelError(write_failure_message(out_dir / BACKBONE_FILE, exc)) from exc
+        os.chmod(tmp, plain_file_mode())  # readable as model.json is
         os.replace(tmp, out_dir / BACKBONE_FILE)  # a kill never leaves half a backbone
     relative_name = f"timm:{spec.timm_name}@{BACKBONE_FILE}"
     tuned = Encoders(image_spec(relative_name, out_dir), encoders.text_spec, encoders.prefer_gpu)
