@@ -152,7 +152,7 @@ def test_sidecars_are_never_written_through_a_link_and_a_failure_half_way_says_w
         sample_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from core.formats.exporting import export_sidecars
+    from core.formats.exporting import collect_rows, export_sidecars
 
     outside = tmp_path / "outside.txt"
     outside.write_text("not the folder's\n")
@@ -163,7 +163,7 @@ def test_sidecars_are_never_written_through_a_link_and_a_failure_half_way_says_w
             store.set_caption(record.id, f"caption of {record.relpath}", "typed")
         first = sample_folder / Path(images[0].relpath).with_suffix(".txt")
         first.symlink_to(outside)
-        report = export_sidecars(store, overwrite=True)
+        report = export_sidecars(store, collect_rows(store, "no model"), overwrite=True)
         assert outside.read_text() == "not the folder's\n" and first.is_symlink()
         assert report.written == len(images) - 1 and report.not_files == [first.name]
         assert "links, folders or pipes" in report.summary()
@@ -178,7 +178,7 @@ def test_sidecars_are_never_written_through_a_link_and_a_failure_half_way_says_w
 
         monkeypatch.setattr(os, "fsync", full_on_the_third)
         with pytest.raises(TaglineError) as caught:
-            export_sidecars(store, overwrite=True)
+            export_sidecars(store, collect_rows(store, "no model"), overwrite=True)
         message = str(caught.value)
         assert "the disk is full" in message and "2 caption files before it were written whole" in message
         assert "this change was not saved" not in message
