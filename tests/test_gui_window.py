@@ -90,8 +90,9 @@ def test_export_csv_through_the_worker(qtbot, window, sample_folder, tmp_path):
     with qtbot.waitSignal(handle.finished, timeout=10_000):
         pass
     rows = list(csv.reader(out.open(encoding="utf-8")))
-    assert rows[0] == ["ImageID", "Labels", "Caption"] and len(rows) == 5
+    assert rows[0] == ["ImageID", "Labels", "Caption", "Confirmed", "Rejected", "CaptionSource"] and len(rows) == 5
     assert rows[1][1] == "cat" and rows[1][2] == "'=a formula-looking caption"
+    assert rows[1][3] == "cat" and rows[1][5] == "typed"  # the person's decision and caption, said so
     qtbot.waitUntil(lambda: not window.jobs.queue.busy)
 
 

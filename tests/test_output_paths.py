@@ -4,6 +4,7 @@ disk device or a pipe nobody reads is refused; nothing a name stands for is ever
 from __future__ import annotations
 
 import os
+import select
 import stat
 import threading
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_a_pipe_with_a_reader_gets_the_text_and_one_without_is_refused_at_once(t
     def read() -> None:
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         reader_ready.set()
+        # wait for the writer before a blocking read: read with no writer yet is an immediate EOF,
+        # and the reader would close before the writer looked for it (a flaky race under load)
+        select.select([fd], [], [], 10)
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb") as handle:
             got.append(handle.read())

@@ -245,3 +245,36 @@ def test_a_snapshot_folds_its_names_once_for_text_search(sample_folder: Path) ->
     columns.extend(store.shown_by_relpath(["Sub/ROCKET 2.jpg"]))  # appended after the first fold: folded too
     ids = store.image_ids_by_relpath()
     assert columns.folded_names([ids["Sub/ROCKET 2.jpg"], ids["astronaut.jpg"]]) == ["sub/rocket 2.jpg", "astronaut.jpg"]
+
+
+def test_a_version_5_store_keeps_decisions_and_labels_and_drops_unkeyed_predictions(sample_folder: Path) -> None:
+    """Schema 6 keys predictions by the model's files: version-5 rows (keyed by a version string)
+    cannot be told apart and go; labels learn the name models know them by; decisions stay."""
+    import sqlite3
+
+    store = open_synced(sample_folder)
+    ids = sorted(store.image_ids_by_relpath().values())
+    store.ensure_labels(["cat", "dog"], ["17", "18"])
+    store.confirm(ids[0], "cat", True)
+    store.close()
+    path = sample_folder / ".tagline" / "project.db"
+    with sqlite3.connect(path) as conn:  # as version 5 left it
+        for table in ("predictions", "models", "label_tombstones", "changes"):
+            conn.execute(f"DROP TABLE {table}")
+        for trigger in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")]:
+            conn.execute(f"DROP TRIGGER {trigger}")
+        conn.execute("ALTER TABLE labels DROP COLUMN origin")
+        conn.execute("CREATE TABLE predictions(image_id INTEGER NOT NULL, label_id INTEGER NOT NULL, "
+                     "probability REAL NOT NULL, predicted INTEGER NOT NULL, model_version TEXT NOT NULL, "
+                     "inputs_key TEXT NOT NULL DEFAULT '', PRIMARY KEY(image_id, label_id))")
+        conn.execute("INSERT INTO predictions VALUES(?, 1, 0.9, 1, 'v1', 'k')", (ids[0],))
+        conn.execute("PRAGMA user_version=5")
+    conn.close()
+    with ProjectStore(sample_folder) as store:
+        assert store.query("PRAGMA user_version")[0][0] == 6
+        assert [(lab.name, lab.external_id, lab.origin) for lab in store.labels()] == [("cat", "17", "cat"), ("dog", "18", "dog")]
+        assert store.confirmations() == {ids[0]: {"cat": True}}
+        assert store.query("SELECT COUNT(*) FROM predictions")[0][0] == 0
+        store.rename_label("cat", "kitty")
+        store.set_caption(ids[1], "after the migration", "typed")  # the change log works on a migrated store
+        assert store.changes_since(0) is not None

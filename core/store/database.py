@@ -162,6 +162,16 @@ def check_label_name(name: str) -> None:
         raise StoreError(f"a label name cannot start or end with spaces: {name!r}")
 
 
+def _has_column_already(cur: sqlite3.Cursor, statement: str) -> bool:
+    """Whether `statement` adds a column the table has (a store whose version was lowered by hand
+    or by an older tool): the migration goes on instead of failing on a duplicate column."""
+    words = statement.split()
+    if [w.upper() for w in words[:2]] != ["ALTER", "TABLE"] or [w.upper() for w in words[3:5]] != ["ADD", "COLUMN"]:
+        return False
+    table, column = words[2], words[5]
+    return any(row[1] == column for row in cur.execute(f"PRAGMA table_info({table})"))
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of a script, a trigger's body kept whole (it holds semicolons)."""
     pending = ""
@@ -294,7 +304,8 @@ class ProjectStore:
             if exists:
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[target]:
-                        cur.execute(statement)
+                        if not _has_column_already(cur, statement):
+                            cur.execute(statement)
             for statement in _statements(_SCHEMA):
                 cur.execute(statement)
             # readers further behind than this reload everything (Project.apply_changes)
