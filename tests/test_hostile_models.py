@@ -115,3 +115,16 @@ def test_nan_or_infinite_weights_are_a_model_error_naming_the_file(tmp_path: Pat
             load_head_weights(folder, info)
         err = refused(folder, "not numbers", capsys)
         assert key in err
+
+
+def test_weights_carrying_an_extra_tensor_are_refused_before_loading_it(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = model_copy(tmp_path, "extra")
+    info = read_info(folder)
+    tensors = load_file(str(folder / info.weights))
+    tensors["payload"] = torch.zeros(1000)
+    save_file(tensors, str(folder / info.weights))
+    refused(folder, "1 tensors not in the head it describes \\(first payload\\)", capsys)
