@@ -72,7 +72,8 @@ class RequestLimits:
             if state["done"]:  # the body is in: later reads wait for a disconnect, as long as the work takes
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
+                async with asyncio.timeout(self.body_timeout):  # no task made, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 state["refused"] = _Refused(408, f"the upload stalled: nothing arrived for {self.body_timeout:g} s")
                 raise state["refused"] from None
