@@ -35,7 +35,7 @@ def test_captions_that_are_not_a_bounded_regular_file_are_refused_at_once(
     else:
         with open(path, "wb") as handle:
             handle.truncate(CSV_LIMIT + 1)  # sparse: no disk used
-        expected = "Tagline reads at most 128 MB from a captions CSV"
+        expected = "Tagline reads at most 48 MB from a captions CSV"
     started = time.monotonic()
     with pytest.raises(CsvImportError, match=expected):
         read_caption_csv(path)
@@ -113,3 +113,17 @@ def test_any_captions_in_any_unicode_encoding_read_back_exactly_or_are_refused_n
             assert not all(c.isascii() for c in captions), "a Latin-script file was refused"
             return
     assert [r.caption for r in read.rows] == captions
+
+
+def test_the_csv_limit_can_be_raised_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "captions.csv"
+    path.write_text(CSV + "x" * 2000 + ".jpg,,long name\n", encoding="utf-8")
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "0.001")
+    with pytest.raises(CsvImportError, match="split it into smaller files and import each, or raise the limit with "
+                                             "TAGLINE_MAX_CSV_MB"):
+        read_caption_csv(path)
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "1")
+    assert len(read_caption_csv(path).rows) == 3
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "lots")
+    with pytest.raises(CsvImportError, match="must be a number of MB"):
+        read_caption_csv(path)
