@@ -319,17 +319,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise TaglineError(f"the server needs its extra packages ({exc.name} is missing): pip install 'tagline[serve]'") from exc
     token = _serve_token(args)
-    wildcard = args.host in ("0.0.0.0", "::", "")
-    hosts = None if wildcard else LOCAL_NAMES | {args.host.lower(), *(h.lower() for h in args.allow_host or [])}
+    hosts = _serve_hosts(args)
     if args.host not in LOCAL_NAMES and not token:
         _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server"
-              + (" (and any Host name is answered)" if wildcard else ""))
+              + (" (and any Host name is answered)" if hosts is None else ""))
     serve(_path(args.model), _path(args.captioner), args.host, args.port, token, args.max_upload_mb,
           args.max_batch, not args.cpu, hosts, lambda line: _info(args, line))
     return EXIT_OK
 
 
 TOKEN_ENV = "TAGLINE_TOKEN"
+
+
+def _serve_hosts(args: argparse.Namespace) -> frozenset[str] | None:
+    """The Host names answered without a token: localhost's, --host's and --allow-host's (an IPv6
+    address also in brackets, as a Host header writes it); None, any, when listening everywhere."""
+    from core.serve.limits import LOCAL_NAMES
+
+    if args.host in ("0.0.0.0", "::", ""):
+        return None
+    names = [n.lower() for n in (args.host, *(args.allow_host or []))]
+    return LOCAL_NAMES | set(names) | {f"[{n}]" for n in names if ":" in n}
 
 
 def _serve_token(args: argparse.Namespace) -> str | None:

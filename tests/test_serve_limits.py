@@ -195,3 +195,15 @@ def test_the_token_comes_from_the_flag_a_file_or_the_environment(tmp_path: Path,
     with pytest.raises(TaglineError, match="is a pipe"):
         token("--token-file", str(tmp_path / "pipe"))
     assert "TAGLINE_TOKEN" in build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+
+
+def test_the_host_names_answered_follow_host_and_allow_host() -> None:
+    from core.cli import _serve_hosts
+
+    def hosts(*argv: str) -> frozenset[str] | None:
+        return _serve_hosts(build_parser().parse_args(["serve", *argv]))
+
+    assert hosts() == {"localhost", "127.0.0.1", "::1", "[::1]"}
+    assert hosts("--host", "0.0.0.0") is None and hosts("--host", "::") is None
+    assert {"192.168.1.5", "photos.lan"} <= hosts("--host", "192.168.1.5", "--allow-host", "Photos.LAN")  # type: ignore[operator]
+    assert "[fe80::1]" in hosts("--host", "fe80::1")  # type: ignore[operator]
