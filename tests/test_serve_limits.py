@@ -207,3 +207,20 @@ def test_the_host_names_answered_follow_host_and_allow_host() -> None:
     assert hosts("--host", "0.0.0.0") is None and hosts("--host", "::") is None
     assert {"192.168.1.5", "photos.lan"} <= hosts("--host", "192.168.1.5", "--allow-host", "Photos.LAN")  # type: ignore[operator]
     assert "[fe80::1]" in hosts("--host", "fe80::1")  # type: ignore[operator]
+
+
+def test_form_fields_and_files_are_counted_and_sized(engine: Engine) -> None:
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "form_limits" not in inspect.signature(FastAPI.__init__).parameters:
+        pytest.skip("this FastAPI cannot be given form limits; the body limit bounds the fields")
+    client = TestClient(create_app(engine), base_url="http://localhost")
+    photo = ("rocket.jpg", (SAMPLE / "rocket.jpg").read_bytes(), "image/jpeg")
+    cases = [({"data": {f"f{i}": "x" for i in range(10)}, "files": {"file": photo}}, "Too many fields"),
+             ({"data": {"caption": "x" * 70_000}, "files": {"file": photo}}, "exceeded maximum size of 64KB"),
+             ({"files": [("file", photo), ("file", photo)]}, "Too many files")]
+    for request, words in cases:
+        answer = client.post("/v1/classify", **request)  # type: ignore[arg-type]
+        assert answer.status_code == 400 and words in answer.json()["error"], answer.text
