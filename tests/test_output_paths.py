@@ -46,14 +46,17 @@ def test_a_dangling_link_gets_its_file_created(tmp_path: Path) -> None:
     assert link.is_symlink() and (tmp_path / "out" / "made.csv").read_text() == "x\n"
 
 
-def test_a_hard_linked_file_is_rewritten_so_every_name_sees_it(tmp_path: Path) -> None:
-    first = tmp_path / "a.csv"
-    first.write_text("old\n")
-    second = tmp_path / "b.csv"
-    os.link(first, second)
-    atomic_write_text(second, "new\n")
-    assert first.read_text() == second.read_text() == "new\n"
-    assert first.stat().st_ino == second.stat().st_ino
+def test_a_hard_linked_file_gets_a_new_file_and_its_other_name_keeps_the_old_content(sample_folder: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A second name of a photo (or of the command's input) outside the folder cannot be told
+    by its path: writing in place would write over the photo. The named path gets the export."""
+    photo = sample_folder / "rocket.jpg"
+    before = photo.read_bytes()
+    second = tmp_path / "out.csv"
+    os.link(photo, second)
+    atomic_write_text(second, "ImageID,Labels\n")
+    assert second.read_text() == "ImageID,Labels\n" and photo.read_bytes() == before
+    assert photo.stat().st_ino != second.stat().st_ino
 
 
 def test_a_character_device_is_written_not_replaced(tmp_path: Path) -> None:

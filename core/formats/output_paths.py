@@ -26,7 +26,6 @@ class OutputTarget:
     path: Path  # where the bytes go: the name with its links followed
     stream: bool  # a device or pipe: written to directly, never renamed over
     mode: int | None  # an existing file's permission bits, kept by the new content
-    shared: bool  # an existing file with other hard links: rewritten in place so they all see it
 
 
 def output_target(path: Path) -> OutputTarget:
@@ -38,7 +37,7 @@ def output_target(path: Path) -> OutputTarget:
         real = Path(os.path.realpath(path))  # a new file, or the missing file a link points to
         if not real.parent.is_dir():
             raise TaglineError(f"cannot write {path}: the folder {real.parent} does not exist; create it first") from None
-        return OutputTarget(real, False, None, False)
+        return OutputTarget(real, False, None)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise TaglineError(f"cannot write {path}: its symbolic links form a loop; name a file instead") from None
@@ -48,11 +47,14 @@ def output_target(path: Path) -> OutputTarget:
     if stat.S_ISDIR(kind):
         raise TaglineError(f"{path} is a folder; name a file inside it (for example {path / 'labels.csv'})")
     if stat.S_ISCHR(kind) or stat.S_ISFIFO(kind):
-        return OutputTarget(real, True, None, False)
+        return OutputTarget(real, True, None)
     if not stat.S_ISREG(kind):
         what = "a disk device" if stat.S_ISBLK(kind) else "a socket" if stat.S_ISSOCK(kind) else "not a regular file"
         raise TaglineError(f"{path} is {what}; Tagline writes only files, pipes and character devices such as /dev/null")
-    return OutputTarget(real, False, stat.S_IMODE(kind), info.st_nlink > 1)
+    # A file with other hard links gets a new file under this name, as any file does: the other
+    # names keep the old content (rewriting in place could write over a photo or the command's
+    # own input through a second name the checks by path cannot see).
+    return OutputTarget(real, False, stat.S_IMODE(kind))
 
 
 def write_output(path: Path, data: bytes) -> None:
@@ -96,11 +98,4 @@ def _write_file(target: OutputTarget, data: bytes) -> None:
             os.fsync(handle.fileno())
         if target.mode is not None:
             os.chmod(tmp, target.mode)  # a person's 0600 export stays 0600
-        if not target.shared:
-            os.replace(tmp, target.path)
-            return
-        with open(target.path, "r+b") as handle:  # other names of this file see the new content too
-            handle.truncate(0)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.replace(tmp, target.path)
