@@ -121,6 +121,22 @@ def test_a_link_loop_and_a_missing_folder_are_refused_with_a_message(tmp_path: P
         atomic_write_text(tmp_path / "nowhere" / "out.csv", "x")
 
 
+def test_a_device_that_is_not_a_sink_or_terminal_is_refused(tmp_path: Path) -> None:
+    """/dev/mem, /dev/port, /dev/kmsg...: writing a CSV there does harm. A device node of one is
+    made here (root may; it is opened only to ask whether it is a terminal, never written)."""
+    node = tmp_path / "mem"
+    try:
+        os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 1))
+    except (PermissionError, AttributeError):
+        pytest.skip("cannot make a device node here")
+    with pytest.raises(TaglineError, match="is a device; Tagline writes only to files, pipes, terminals and /dev/null"):
+        output_target(node)
+    full = tmp_path / "full"
+    os.mknod(full, 0o600 | stat.S_IFCHR, os.makedev(1, 7))  # /dev/full's numbers: a sink, written, says so
+    with pytest.raises(TaglineError, match="the disk is full"):
+        atomic_write_text(full, "x\n")
+
+
 def test_a_disk_device_or_socket_is_refused(tmp_path: Path) -> None:
     import socket
 
