@@ -39,6 +39,18 @@ def probability(text: str) -> float:
     return value
 
 
+def upload_mb(text: str) -> float:
+    """argparse type for --max-upload-mb: a number above 0 and at most 1024 (nan or -1 used to
+    reach the server as a limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1024:  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1024 (got {text})")
+    return value
+
+
 def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
     """Run a job with a progress bar per stage (shown only on a terminal)."""
     from tqdm import tqdm
@@ -513,7 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--allow-host", action="append", metavar="NAME",
                      help="without a token only requests naming localhost or --host in their Host header are answered "
                           "(against DNS rebinding); add a name clients use, e.g. this machine's (repeatable)")
-    sub.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo accepted (default 20)")
+    sub.add_argument("--max-upload-mb", type=upload_mb, default=20.0, help="largest photo accepted (default 20; "
+                                                                          "at most 1024)")
     sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_serve)

@@ -224,3 +224,10 @@ def test_form_fields_and_files_are_counted_and_sized(engine: Engine) -> None:
     for request, words in cases:
         answer = client.post("/v1/classify", **request)  # type: ignore[arg-type]
         assert answer.status_code == 400 and words in answer.json()["error"], answer.text
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "2000", "x"])
+def test_an_upload_limit_that_is_not_a_size_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--max-upload-mb", value])
+    assert stopped.value.code == EXIT_ERROR and "--max-upload-mb" in capsys.readouterr().err
