@@ -107,6 +107,28 @@ def test_a_chunked_upload_past_the_limit_is_refused_having_read_little_more(serv
     assert time.monotonic() - started < 30
 
 
+def test_a_form_refused_early_closes_the_connection_instead_of_reading_the_rest(server: int) -> None:
+    """300 fields of 1 MB, chunked: refused at the first field (over 64 KB, or past the body
+    limit), and the connection closed, so the other 299 MB are not read (uvicorn drained them)."""
+    conn = socket.create_connection(("127.0.0.1", server))
+    conn.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{server}\r\nTransfer-Encoding: chunked\r\n"
+                  f"Content-Type: multipart/form-data; boundary=B\r\n\r\n").encode())
+    value = b"x" * 2**20
+    sent = 0
+    conn.settimeout(3)
+    try:
+        for i in range(300):
+            part = b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n' % i + value + b"\r\n"
+            conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            sent += len(part)
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
+        pass
+    reply = _read_reply(conn)
+    conn.close()
+    assert _status(reply) in (400, 413) and b"connection: close" in reply.lower(), reply[:300]
+    assert sent < 40 * 2**20, f"the client pushed {sent / 2**20:.0f} MB"
+
+
 def test_many_form_fields_are_bounded_by_the_body_limit(server: int) -> None:
     import httpx
 

@@ -5,6 +5,9 @@
   checked against Content-Length alone: a chunked 200 MB upload was spooled to disk, then
   refused; 300 form fields of 1 MB took 300 MB of memory and got a 200).
 - A slow body: each read of it waits at most `body_timeout` seconds (408 after).
+- An answer given before the whole body arrived (a form refused for too many fields) closes the
+  connection, so the rest of the body is not read either (uvicorn drained it: 300 MB of fields
+  refused at the first one were still read to the end).
 - The Host header, when serving without a token: only the names given (localhost's by
   default), so a web page in the person's browser cannot reach the server by DNS rebinding.
 - A connection that never finishes its request line and headers is closed
@@ -90,6 +93,8 @@ class RequestLimits:
                 return  # the app's answer to a body cut short: ours is sent instead
             if message["type"] == "http.response.start":
                 state["started"] = True
+                if not state["done"]:  # answered before the body was in (a form refused): the rest is not read
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
