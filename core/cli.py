@@ -333,8 +333,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = _serve_token(args)
     hosts = _serve_hosts(args)
     if args.host not in LOCAL_NAMES and not token:
-        _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server"
-              + (" (and any Host name is answered)" if hosts is None else ""))
+        _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server")
     serve(_path(args.model), _path(args.captioner), args.host, args.port, token, args.max_upload_mb,
           args.max_batch, not args.cpu, hosts, lambda line: _info(args, line))
     return EXIT_OK
@@ -343,13 +342,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 TOKEN_ENV = "TAGLINE_TOKEN"
 
 
-def _serve_hosts(args: argparse.Namespace) -> frozenset[str] | None:
-    """The Host names answered without a token: localhost's, --host's and --allow-host's (an IPv6
-    address also in brackets, as a Host header writes it); None, any, when listening everywhere."""
+def _serve_hosts(args: argparse.Namespace) -> frozenset[str]:
+    """The Host names answered without a token, beside any IP address: localhost's, --host's and
+    --allow-host's (an IPv6 address also in brackets, as a Host header writes it)."""
     from core.serve.limits import LOCAL_NAMES
 
-    if args.host in ("0.0.0.0", "::", ""):
-        return None
     names = [n.lower() for n in (args.host, *(args.allow_host or []))]
     return LOCAL_NAMES | set(names) | {f"[{n}]" for n in names if ":" in n}
 
@@ -523,8 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "can see it in `ps`: prefer --token-file or the TAGLINE_TOKEN variable)")
     sub.add_argument("--token-file", help="read the token from the first line of this file")
     sub.add_argument("--allow-host", action="append", metavar="NAME",
-                     help="without a token only requests naming localhost or --host in their Host header are answered "
-                          "(against DNS rebinding); add a name clients use, e.g. this machine's (repeatable)")
+                     help="without a token only requests naming an IP address, localhost or --host in their Host "
+                          "header are answered (against DNS rebinding); add a name clients use, e.g. this machine's "
+                          "(repeatable)")
     sub.add_argument("--max-upload-mb", type=upload_mb, default=20.0, help="largest photo accepted (default 20; "
                                                                           "at most 1024)")
     sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
