@@ -4,7 +4,10 @@ across clients against one request per forward pass, side by side in one run.
 Reports requests/s, p50 and p99 latency, errors, the batch sizes the server formed, and the
 server's RSS before and after. The server runs in this process (uvicorn on a thread) so its
 RSS is this process's; the clients are threads sending real HTTP through httpx.
-Usage: python -m bench.bench_serve [CLIENTS] [SECONDS]
+The server is configured as `tagline serve` runs it (core.serve.limits: the body limit, the Host
+check, the header timeout, the connection limit), so the figures include what the limits cost.
+Usage: python -m bench.bench_serve [CLIENTS] [SECONDS] [REQUESTS]  (REQUESTS: stop each mode after
+that many, whichever comes first)
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def load(url: str, clients: int, seconds: float) -> tuple[int, int, list[float]]:
+def load(url: str, clients: int, seconds: float, requests: int | None = None) -> tuple[int, int, list[float]]:
     import httpx
 
     photos = [(p.name, p.read_bytes()) for p in sorted(SAMPLE.glob("*.jpg"))]
     latencies: list[float] = []
     errors = [0]
+    started = [0]
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -43,6 +47,10 @@ def load(url: str, clients: int, seconds: float) -> tuple[int, int, list[float]]
         with httpx.Client(timeout=60) as http:
             turn = index
             while time.monotonic() < stop:
+                with lock:
+                    if requests is not None and started[0] >= requests:
+                        return
+                    started[0] += 1
                 name, data = photos[turn % len(photos)]
                 turn += 1
                 start = time.perf_counter()
@@ -61,15 +69,22 @@ def load(url: str, clients: int, seconds: float) -> tuple[int, int, list[float]]
     return len(latencies), errors[0], latencies
 
 
-def main(clients: int = 8, seconds: float = 20.0) -> None:
+def main(clients: int = 8, seconds: float = 20.0, requests: int | None = None) -> None:
     import psutil
     import uvicorn
+    from uvicorn.config import HTTP_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    from core.serve.app import CONNECTION_LIMIT
+    from core.serve.limits import header_timeout_protocol
 
     process = psutil.Process()
     rss_start = process.memory_info().rss
     engine = Engine(prefer_gpu=False, with_captioner=False)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    protocol = header_timeout_protocol(import_from_string(HTTP_PROTOCOLS["auto"]))
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning",
+                                           http=protocol, timeout_keep_alive=5, limit_concurrency=CONNECTION_LIMIT))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
@@ -82,10 +97,12 @@ def main(clients: int = 8, seconds: float = 20.0) -> None:
         engine.classify_batches = Batcher(engine.classify_many, max_batch)
         load(url, clients, 2.0)  # warm-up
         engine.classify_batches.batches.clear()
-        count, errors, latencies = load(url, clients, seconds)
+        began = time.monotonic()
+        count, errors, latencies = load(url, clients, seconds, requests)
+        took = time.monotonic() - began
         ms = np.array(latencies) * 1000
         sizes = engine.classify_batches.batches
-        print(f"{mode:<20} {count / seconds:6.1f} requests/s, p50 {np.percentile(ms, 50):6.0f} ms, "
+        print(f"{mode:<20} {count} requests in {took:.1f} s: {count / took:6.1f} requests/s, p50 {np.percentile(ms, 50):6.0f} ms, "
               f"p99 {np.percentile(ms, 99):6.0f} ms, {errors} errors, mean batch {np.mean(sizes):.1f} "
               f"(largest {max(sizes)}), RSS {process.memory_info().rss / 2**20:.0f} MB")
     server.should_exit = True
@@ -93,4 +110,5 @@ def main(clients: int = 8, seconds: float = 20.0) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0,
+         int(sys.argv[3]) if len(sys.argv) > 3 else None)

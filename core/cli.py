@@ -39,6 +39,18 @@ def probability(text: str) -> float:
     return value
 
 
+def upload_mb(text: str) -> float:
+    """argparse type for --max-upload-mb: a number above 0 and at most 1024 (nan or -1 used to
+    reach the server as a limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1024:  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1024 (got {text})")
+    return value
+
+
 def drive(job: Generator[Progress, None, T], quiet: bool = False) -> T:
     """Run a job with a progress bar per stage (shown only on a terminal)."""
     from tqdm import tqdm
@@ -322,17 +334,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise TaglineError(f"the server needs its extra packages ({exc.name} is missing): pip install 'tagline[serve]'") from exc
     token = _serve_token(args)
-    wildcard = args.host in ("0.0.0.0", "::", "")
-    hosts = None if wildcard else LOCAL_NAMES | {args.host.lower(), *(h.lower() for h in args.allow_host or [])}
+    hosts = _serve_hosts(args)
     if args.host not in LOCAL_NAMES and not token:
-        _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server"
-              + (" (and any Host name is answered)" if wildcard else ""))
+        _warn(f"listening on {args.host} without a token: anyone who can reach this machine can use the server")
     serve(_path(args.model), _path(args.captioner), args.host, args.port, token, args.max_upload_mb,
           args.max_batch, not args.cpu, hosts, lambda line: _info(args, line))
     return EXIT_OK
 
 
 TOKEN_ENV = "TAGLINE_TOKEN"
+
+
+def _serve_hosts(args: argparse.Namespace) -> frozenset[str]:
+    """The Host names answered without a token, beside any IP address: localhost's, --host's and
+    --allow-host's (an IPv6 address also in brackets, as a Host header writes it)."""
+    from core.serve.limits import LOCAL_NAMES
+
+    names = [n.lower() for n in (args.host, *(args.allow_host or []))]
+    return LOCAL_NAMES | set(names) | {f"[{n}]" for n in names if ":" in n}
 
 
 def _serve_token(args: argparse.Namespace) -> str | None:
@@ -519,9 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "can see it in `ps`: prefer --token-file or the TAGLINE_TOKEN variable)")
     sub.add_argument("--token-file", help="read the token from the first line of this file")
     sub.add_argument("--allow-host", action="append", metavar="NAME",
-                     help="without a token only requests naming localhost or --host in their Host header are answered "
-                          "(against DNS rebinding); add a name clients use, e.g. this machine's (repeatable)")
-    sub.add_argument("--max-upload-mb", type=float, default=20.0, help="largest photo accepted (default 20)")
+                     help="without a token only requests naming an IP address, localhost or --host in their Host "
+                          "header are answered (against DNS rebinding); add a name clients use, e.g. this machine's "
+                          "(repeatable)")
+    sub.add_argument("--max-upload-mb", type=upload_mb, default=20.0, help="largest photo accepted (default 20; "
+                                                                          "at most 1024)")
     sub.add_argument("--max-batch", type=positive_int, default=16, help="requests sharing one forward pass (1: none)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_serve)

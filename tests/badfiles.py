@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -99,4 +100,6 @@ def hostile_corpus(source: Path, folder: Path) -> tuple[set[str], set[str]]:
     good.add(bad_crc_png(source, folder / "bad-crc.png").name)  # pixels intact: Pillow decodes it
     (folder / "dangling.jpg").symlink_to(folder / "does-not-exist.jpg")  # reported by the scan
     (folder / "loop").symlink_to(folder, target_is_directory=True)  # not followed
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe.jpg")  # reported by the scan: not a regular file (a pipe)
     return good, bad

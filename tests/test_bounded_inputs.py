@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.cli import EXIT_ERROR, main
 from core.errors import CsvImportError
@@ -33,7 +35,7 @@ def test_captions_that_are_not_a_bounded_regular_file_are_refused_at_once(
     else:
         with open(path, "wb") as handle:
             handle.truncate(CSV_LIMIT + 1)  # sparse: no disk used
-        expected = "Tagline reads at most 128 MB from a captions CSV"
+        expected = "Tagline reads at most 48 MB from a captions CSV"
     started = time.monotonic()
     with pytest.raises(CsvImportError, match=expected):
         read_caption_csv(path)
@@ -79,4 +81,49 @@ def test_binary_junk_with_nul_bytes_gets_a_readable_message(tmp_path: Path) -> N
     assert "\\x00" not in str(caught.value)
     path.write_bytes("ImageID,Labels\n".encode("utf-16-le")[:-1] + b"\xd8")  # a UTF-16 file cut inside a character
     with pytest.raises(CsvImportError, match="looks like UTF-16-LE but is damaged"):
+        read_caption_csv(path)
+
+
+_CAPTION_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=60).map(str.strip).filter(bool)
+
+
+@settings(max_examples=60, deadline=None)
+@given(captions=st.lists(_CAPTION_TEXT, min_size=1, max_size=20),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le",
+                                 "utf-32-be"]))
+def test_any_captions_in_any_unicode_encoding_read_back_exactly_or_are_refused_never_garbled(
+        captions: list[str], encoding: str) -> None:
+    """A CSV of any captions, in any of the eight Unicode encodings with or without a BOM: its
+    captions come back exactly, or the file is refused with a CsvImportError; never text read
+    in the wrong encoding. Latin-script files (what spreadsheets write) are always read."""
+    import csv
+    import io
+    import tempfile
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["ImageID", "Labels", "Caption"])
+    writer.writerows([f"p{i}.jpg", "", caption] for i, caption in enumerate(captions))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "captions.csv"
+        path.write_bytes(buffer.getvalue().encode(encoding))
+        try:
+            read = read_caption_csv(path)
+        except CsvImportError:
+            assert not all(c.isascii() for c in captions), "a Latin-script file was refused"
+            return
+    assert [r.caption for r in read.rows] == captions
+
+
+def test_the_csv_limit_can_be_raised_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "captions.csv"
+    path.write_text(CSV + "x" * 2000 + ".jpg,,long name\n", encoding="utf-8")
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "0.001")
+    with pytest.raises(CsvImportError, match="split it into smaller files and import each, or raise the limit with "
+                                             "TAGLINE_MAX_CSV_MB"):
+        read_caption_csv(path)
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "1")
+    assert len(read_caption_csv(path).rows) == 3
+    monkeypatch.setenv("TAGLINE_MAX_CSV_MB", "lots")
+    with pytest.raises(CsvImportError, match="must be a number of MB"):
         read_caption_csv(path)

@@ -25,6 +25,7 @@ def test_every_good_file_is_classified_and_every_bad_one_reported_once(
     for name in bad:
         assert err.count(f"skipped {name}:") == 1, name
     assert "dangling.jpg" in err
+    assert "pipe.jpg: not a regular file (a pipe); skipped" in err  # a FIFO named like a photo
     with open(out, newline="", encoding="utf-8") as handle:
         rows = {row["ImageID"]: row for row in csv.DictReader(handle)}
     labelled = {name for name, row in rows.items() if row["Labels"]}

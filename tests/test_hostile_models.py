@@ -115,3 +115,37 @@ def test_nan_or_infinite_weights_are_a_model_error_naming_the_file(tmp_path: Pat
             load_head_weights(folder, info)
         err = refused(folder, "not numbers", capsys)
         assert key in err
+
+
+def test_weights_carrying_an_extra_tensor_are_refused_before_loading_it(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    folder = model_copy(tmp_path, "extra")
+    info = read_info(folder)
+    tensors = load_file(str(folder / info.weights))
+    tensors["payload"] = torch.zeros(1000)
+    save_file(tensors, str(folder / info.weights))
+    refused(folder, "1 tensors not in the head it describes \\(first payload\\)", capsys)
+
+
+def test_finite_weights_that_overflow_are_a_model_error_not_a_database_error(tmp_path: Path) -> None:
+    """Weights of 1e38 pass the NaN check but give NaN probabilities (inf - inf), which SQLite
+    stored as NULL: "NOT NULL constraint failed". The classifier says what is wrong instead."""
+    import numpy as np
+    from safetensors.torch import load_file, save_file
+
+    folder = model_copy(tmp_path, "overflow")
+    info = read_info(folder)
+    tensors = load_file(str(folder / info.weights))
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and key.endswith("weight") and tensor.dim() == 2:
+            tensor.fill_(3e38)
+    save_file(tensors, str(folder / info.weights))
+    classifier = Classifier(folder)
+    config_dims = (classifier.info.head["image_dim"], classifier.info.head["text_dim"])
+    image = np.ones((2, config_dims[0]), np.float32)
+    text = np.ones((2, config_dims[1]), np.float32)
+    with pytest.raises(ModelError, match="probabilities that are not numbers"):
+        classifier.predict(image, text, np.ones(2, np.float32), ["a cat", None])

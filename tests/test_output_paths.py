@@ -47,14 +47,17 @@ def test_a_dangling_link_gets_its_file_created(tmp_path: Path) -> None:
     assert link.is_symlink() and (tmp_path / "out" / "made.csv").read_text() == "x\n"
 
 
-def test_a_hard_linked_file_is_rewritten_so_every_name_sees_it(tmp_path: Path) -> None:
-    first = tmp_path / "a.csv"
-    first.write_text("old\n")
-    second = tmp_path / "b.csv"
-    os.link(first, second)
-    atomic_write_text(second, "new\n")
-    assert first.read_text() == second.read_text() == "new\n"
-    assert first.stat().st_ino == second.stat().st_ino
+def test_a_hard_linked_file_gets_a_new_file_and_its_other_name_keeps_the_old_content(sample_folder: Path,
+                                                                                     tmp_path: Path) -> None:
+    """A second name of a photo (or of the command's input) outside the folder cannot be told
+    by its path: writing in place would write over the photo. The named path gets the export."""
+    photo = sample_folder / "rocket.jpg"
+    before = photo.read_bytes()
+    second = tmp_path / "out.csv"
+    os.link(photo, second)
+    atomic_write_text(second, "ImageID,Labels\n")
+    assert second.read_text() == "ImageID,Labels\n" and photo.read_bytes() == before
+    assert photo.stat().st_ino != second.stat().st_ino
 
 
 def test_a_character_device_is_written_not_replaced(tmp_path: Path) -> None:
@@ -120,6 +123,22 @@ def test_a_link_loop_and_a_missing_folder_are_refused_with_a_message(tmp_path: P
         atomic_write_text(loop, "x")
     with pytest.raises(TaglineError, match="does not exist; create it first"):
         atomic_write_text(tmp_path / "nowhere" / "out.csv", "x")
+
+
+def test_a_device_that_is_not_a_sink_or_terminal_is_refused(tmp_path: Path) -> None:
+    """/dev/mem, /dev/port, /dev/kmsg...: writing a CSV there does harm. A device node of one is
+    made here (root may; it is opened only to ask whether it is a terminal, never written)."""
+    node = tmp_path / "mem"
+    try:
+        os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 1))
+    except (PermissionError, AttributeError):
+        pytest.skip("cannot make a device node here")
+    with pytest.raises(TaglineError, match="is a device; Tagline writes only to files, pipes, terminals and /dev/null"):
+        output_target(node)
+    full = tmp_path / "full"
+    os.mknod(full, 0o600 | stat.S_IFCHR, os.makedev(1, 7))  # /dev/full's numbers: a sink, written, says so
+    with pytest.raises(TaglineError, match="the disk is full"):
+        atomic_write_text(full, "x\n")
 
 
 def test_a_disk_device_or_socket_is_refused(tmp_path: Path) -> None:

@@ -107,6 +107,28 @@ def test_a_chunked_upload_past_the_limit_is_refused_having_read_little_more(serv
     assert time.monotonic() - started < 30
 
 
+def test_a_form_refused_early_closes_the_connection_instead_of_reading_the_rest(server: int) -> None:
+    """300 fields of 1 MB, chunked: refused at the first field (over 64 KB, or past the body
+    limit), and the connection closed, so the other 299 MB are not read (uvicorn drained them)."""
+    conn = socket.create_connection(("127.0.0.1", server))
+    conn.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{server}\r\nTransfer-Encoding: chunked\r\n"
+                  f"Content-Type: multipart/form-data; boundary=B\r\n\r\n").encode())
+    value = b"x" * 2**20
+    sent = 0
+    conn.settimeout(3)
+    try:
+        for i in range(300):
+            part = b'--B\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n' % i + value + b"\r\n"
+            conn.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            sent += len(part)
+    except (TimeoutError, BrokenPipeError, ConnectionResetError):
+        pass
+    reply = _read_reply(conn)
+    conn.close()
+    assert _status(reply) in (400, 413) and b"connection: close" in reply.lower(), reply[:300]
+    assert sent < 40 * 2**20, f"the client pushed {sent / 2**20:.0f} MB"
+
+
 def test_many_form_fields_are_bounded_by_the_body_limit(server: int) -> None:
     import httpx
 
@@ -143,8 +165,10 @@ def test_the_host_header_is_checked_without_a_token(engine: Engine) -> None:
     assert TestClient(create_app(engine), base_url="http://[::1]:8765").get("/v1/health").status_code == 200
     rebound = TestClient(create_app(engine), base_url="http://attacker.example:8765")
     answer = rebound.get("/v1/labels")
-    assert answer.status_code == 421 and "--token" in answer.json()["error"]
+    assert answer.status_code == 421 and "start it with a token" in answer.json()["error"]
     assert rebound.get("/").status_code == 421
+    for address in ("http://192.168.1.9:8765", "http://[fe80::1]:8765", "http://10.0.0.1"):  # cannot be rebound
+        assert TestClient(create_app(engine), base_url=address).get("/v1/health").status_code == 200
     named = TestClient(create_app(engine, hosts={"localhost", "photos.lan"}), base_url="http://photos.lan")
     assert named.get("/v1/health").status_code == 200
     with_token = TestClient(create_app(engine, token="t0ken"), base_url="http://attacker.example")
@@ -195,3 +219,39 @@ def test_the_token_comes_from_the_flag_a_file_or_the_environment(tmp_path: Path,
     with pytest.raises(TaglineError, match="is a pipe"):
         token("--token-file", str(tmp_path / "pipe"))
     assert "TAGLINE_TOKEN" in build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
+
+
+def test_the_host_names_answered_follow_host_and_allow_host() -> None:
+    from core.cli import _serve_hosts
+
+    def hosts(*argv: str) -> frozenset[str]:
+        return _serve_hosts(build_parser().parse_args(["serve", *argv]))
+
+    assert hosts() == {"localhost", "127.0.0.1", "::1", "[::1]"}
+    assert hosts("--host", "0.0.0.0") >= {"localhost"} and "attacker.example" not in hosts("--host", "::")
+    assert {"192.168.1.5", "photos.lan"} <= hosts("--host", "192.168.1.5", "--allow-host", "Photos.LAN")
+    assert "[fe80::1]" in hosts("--host", "fe80::1")
+
+
+def test_form_fields_and_files_are_counted_and_sized(engine: Engine) -> None:
+    import inspect
+
+    from fastapi import FastAPI
+
+    if "form_limits" not in inspect.signature(FastAPI.__init__).parameters:
+        pytest.skip("this FastAPI cannot be given form limits; the body limit bounds the fields")
+    client = TestClient(create_app(engine), base_url="http://localhost")
+    photo = ("rocket.jpg", (SAMPLE / "rocket.jpg").read_bytes(), "image/jpeg")
+    cases = [({"data": {f"f{i}": "x" for i in range(10)}, "files": {"file": photo}}, "Too many fields"),
+             ({"data": {"caption": "x" * 70_000}, "files": {"file": photo}}, "exceeded maximum size of 64KB"),
+             ({"files": [("file", photo), ("file", photo)]}, "Too many files")]
+    for request, words in cases:
+        answer = client.post("/v1/classify", **request)  # type: ignore[arg-type]
+        assert answer.status_code == 400 and words in answer.json()["error"], answer.text
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "2000", "x"])
+def test_an_upload_limit_that_is_not_a_size_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--max-upload-mb", value])
+    assert stopped.value.code == EXIT_ERROR and "--max-upload-mb" in capsys.readouterr().err

@@ -4,9 +4,9 @@
 was: as root, `--out /dev/null` replaced the machine's /dev/null with a CSV file, and a link
 was replaced by a file while the file it pointed to kept the old content. Here a link is
 followed (the file it points to gets the new content, written beside that file and renamed
-over it, so a reader never sees half); a character device (`/dev/null`, a terminal) or a pipe
-with a reader is written to directly; a folder, a disk device, a socket or a pipe nobody reads
-is refused with a message, before any work where the command checks its output first.
+over it, so a reader never sees half); /dev/null (zero, full), a terminal or a pipe with a
+reader is written to directly; a folder, a disk or other device, a socket or a pipe nobody
+reads is refused with a message, before any work where the command checks its output first.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class OutputTarget:
     path: Path  # where the bytes go: the name with its links followed
     stream: bool  # a device or pipe: written to directly, never renamed over
     mode: int | None  # an existing file's permission bits, kept by the new content
-    shared: bool  # an existing file with other hard links: rewritten in place so they all see it
 
 
 def output_target(path: Path) -> OutputTarget:
@@ -38,7 +37,7 @@ def output_target(path: Path) -> OutputTarget:
         real = Path(os.path.realpath(path))  # a new file, or the missing file a link points to
         if not real.parent.is_dir():
             raise TaglineError(f"cannot write {path}: the folder {real.parent} does not exist; create it first") from None
-        return OutputTarget(real, False, None, False)
+        return OutputTarget(real, False, None)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise TaglineError(f"cannot write {path}: its symbolic links form a loop; name a file instead") from None
@@ -47,12 +46,41 @@ def output_target(path: Path) -> OutputTarget:
     kind = info.st_mode
     if stat.S_ISDIR(kind):
         raise TaglineError(f"{path} is a folder; name a file inside it (for example {path / 'labels.csv'})")
-    if stat.S_ISCHR(kind) or stat.S_ISFIFO(kind):
-        return OutputTarget(real, True, None, False)
+    if stat.S_ISFIFO(kind) or (stat.S_ISCHR(kind) and (info.st_rdev in _sink_devices() or _terminal(real))):
+        return OutputTarget(real, True, None)
+    if stat.S_ISCHR(kind):  # /dev/mem, /dev/port, a serial line...: a CSV written there does harm
+        raise TaglineError(f"{path} is a device; Tagline writes only to files, pipes, terminals and /dev/null")
     if not stat.S_ISREG(kind):
         what = "a disk device" if stat.S_ISBLK(kind) else "a socket" if stat.S_ISSOCK(kind) else "not a regular file"
         raise TaglineError(f"{path} is {what}; Tagline writes only files, pipes and character devices such as /dev/null")
-    return OutputTarget(real, False, stat.S_IMODE(kind), info.st_nlink > 1)
+    # A file with other hard links gets a new file under this name, as any file does: the other
+    # names keep the old content (rewriting in place could write over a photo or the command's
+    # own input through a second name the checks by path cannot see).
+    return OutputTarget(real, False, stat.S_IMODE(kind))
+
+
+def _sink_devices() -> set[int]:
+    """The device numbers of /dev/null, /dev/zero and /dev/full (the last says "disk full")."""
+    found = set()
+    for name in (os.devnull, "/dev/zero", "/dev/full"):
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        if stat.S_ISCHR(info.st_mode):
+            found.add(info.st_rdev)
+    return found
+
+
+def _terminal(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def write_output(path: Path, data: bytes) -> None:
@@ -96,11 +124,4 @@ def _write_file(target: OutputTarget, data: bytes) -> None:
             os.fsync(handle.fileno())
         if target.mode is not None:
             os.chmod(tmp, target.mode)  # a person's 0600 export stays 0600
-        if not target.shared:
-            os.replace(tmp, target.path)
-            return
-        with open(target.path, "r+b") as handle:  # other names of this file see the new content too
-            handle.truncate(0)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.replace(tmp, target.path)

@@ -366,11 +366,12 @@ def _expected_shapes(info: ClassifierInfo) -> dict[str, tuple[int, ...]]:
 
 
 def _shape_problem(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]) -> str:
-    wanted = {k: v for k, v in found.items() if k.split(".", 1)[0] in {e.split(".", 1)[0] for e in expected}}
-    missing = sorted(set(expected) - set(wanted))
+    """Every tensor the heads need, of its shape, and nothing else (an extra tensor of any name
+    would be loaded too: a hostile file could carry gigabytes beside the heads)."""
+    missing = sorted(set(expected) - set(found))
     if missing:
         return f"{len(missing)} tensors missing (first {missing[0]})"
-    unexpected = sorted(set(wanted) - set(expected))
+    unexpected = sorted(set(found) - set(expected))
     if unexpected:
         return f"{len(unexpected)} tensors not in the head it describes (first {unexpected[0]})"
     for key, shape in expected.items():

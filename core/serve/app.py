@@ -41,7 +41,8 @@ def web_page() -> Path:
 
 def create_app(engine: Engine, token: str | None = None, max_upload_mb: float = MAX_UPLOAD_MB,
                hosts: Collection[str] | None = LOCAL_NAMES, body_timeout: float = BODY_TIMEOUT_S) -> FastAPI:
-    """`hosts`: the Host names answered without a token (None: any); with a token, any.
+    """`hosts`: the Host names answered without a token, beside any IP address (None: every name);
+    with a token, any.
     `body_timeout`: the longest wait for the next piece of an upload."""
     limit = int(max_upload_mb * 1024 * 1024)
     app = FastAPI(title="Tagline", version=engine.version, docs_url=None, redoc_url=None,

@@ -5,8 +5,12 @@
   checked against Content-Length alone: a chunked 200 MB upload was spooled to disk, then
   refused; 300 form fields of 1 MB took 300 MB of memory and got a 200).
 - A slow body: each read of it waits at most `body_timeout` seconds (408 after).
-- The Host header, when serving without a token: only the names given (localhost's by
-  default), so a web page in the person's browser cannot reach the server by DNS rebinding.
+- An answer given before the whole body arrived (a form refused for too many fields) closes the
+  connection, so the rest of the body is not read either (uvicorn drained it: 300 MB of fields
+  refused at the first one were still read to the end).
+- The Host header, when serving without a token: an IP address, or one of the names given
+  (localhost's by default), so a web page in the person's browser cannot reach the server by
+  DNS rebinding (which needs a name the attacker's DNS answers; an address cannot be rebound).
 - A connection that never finishes its request line and headers is closed
   (`header_timeout_protocol`); uvicorn times out only idle keep-alive connections.
 """
@@ -41,6 +45,19 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def answered(host: str, names: frozenset[str]) -> bool:
+    """Whether a request naming `host` is answered without a token: a listed name, or any IP address."""
+    import ipaddress
+
+    if host in names:
+        return True
+    try:
+        ipaddress.ip_address(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
+    except ValueError:
+        return False
+    return True
+
+
 class RequestLimits:
     """ASGI middleware, outermost: the host check, then the body's size and pace."""
 
@@ -57,10 +74,11 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self.hosts is not None and host_name(headers.get("host", "")) not in self.hosts:
-            await JSONResponse({"error": f"this server answers only to {', '.join(sorted(self.hosts))} without a "
-                                         f"token (Host was {headers.get('host', 'missing')!r}); start it with "
-                                         f"--token, or --host NAME for the name clients use"}, 421)(scope, receive, send)
+        if self.hosts is not None and not answered(host_name(headers.get("host", "")), self.hosts):
+            await JSONResponse({"error": f"without a token this server answers only to its IP addresses and "
+                                         f"{', '.join(sorted(self.hosts))} (Host was {headers.get('host', 'missing')!r}); "
+                                         f"start it with a token, or with --allow-host NAME for the name clients "
+                                         f"use"}, 421)(scope, receive, send)
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
@@ -72,7 +90,8 @@ class RequestLimits:
             if state["done"]:  # the body is in: later reads wait for a disconnect, as long as the work takes
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
+                async with asyncio.timeout(self.body_timeout):  # no task made, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 state["refused"] = _Refused(408, f"the upload stalled: nothing arrived for {self.body_timeout:g} s")
                 raise state["refused"] from None
@@ -89,6 +108,8 @@ class RequestLimits:
                 return  # the app's answer to a body cut short: ours is sent instead
             if message["type"] == "http.response.start":
                 state["started"] = True
+                if not state["done"]:  # answered before the body was in (a form refused): the rest is not read
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:

@@ -119,6 +119,9 @@ class Classifier:
             weight = float(self.info.generated_captions["weight"])
             alone = self._predict_heads(image[rows], np.zeros_like(text[rows]), np.zeros(int(rows.sum()), np.float32))
             probabilities[rows] = weight * probabilities[rows] + (1 - weight) * alone
+        if not np.isfinite(probabilities).all():  # finite but huge weights overflow; the store would blame itself
+            raise ModelError(f"the model in {self.folder} gives probabilities that are not numbers (its weights "
+                             f"overflow): the model is damaged; train it again or use another model")
         return probabilities
 
     def decide(self, probabilities: np.ndarray, has_caption: np.ndarray | None = None,
