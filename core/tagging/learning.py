@@ -138,6 +138,7 @@ def learn(
         rows = np.flatnonzero(np.isfinite(refined.oof).all(axis=1))
         predicted = decide(refined.oof[rows], refined.thresholds, refined.top1_fallback)
         comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys)
+        info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
         save_classifier(out_dir, info, tensors)
         yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
         return LearnResult(out_dir, info, [], comparison)
@@ -192,6 +193,7 @@ def learn(
         },
     )
     comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys)
+    info.metrics["comparison"] = comparison.as_dict()
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
     return LearnResult(out_dir, info, [], comparison)
