@@ -98,8 +98,8 @@ def test_a_refined_model_saves_loads_and_classifies_as_trained(tmp_path: Path) -
     data = project_data(base)
     data.captions = ["a photo of c" if i % 3 == 0 else "nothing here" for i in range(len(data.targets))]
     data.label_text = np.eye(3, 4, dtype=np.float32)
-    refined = run_to_end(refine(data, base, candidates=(KEEP, Correction("shift 25 + linear", 25.0, 0.3))))
-    assert refined.mentions
+    refined = run_to_end(refine(data, base, candidates=(Correction("shift 25 + linear", 25.0, 0.3),)))
+    assert refined.mentions and refined.head.config.residual  # every part of the composite travels
     tensors, _ = ensemble_tensors([refined.head])
     info = ClassifierInfo(version="v1", labels=refined.labels, thresholds=[float(t) for t in refined.thresholds],
                           global_threshold=0.5, threshold_mode="per_label", top1_fallback=True, image_encoder="x",
@@ -142,3 +142,50 @@ def test_undecided_cells_count_neither_way() -> None:
     decided = np.array([[1, 0], [1, 1]], bool)  # photo 0's second label was never decided
     score, spread = masked_scores(truth, predicted, decided, np.array([0, 1]))
     assert score == 1.0 and spread == 0.0
+
+
+def test_train_refines_the_bundled_model_then_learns_a_label_of_its_own(comp_slice: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Real photos the bundled model never saw: `tagline train` keeps the bundled model inside the new
+    one and takes it only when it scores at least as well; a label the person adds later is learnt
+    from the photos decided for it, and a retrain refines the bundled model again, not the refinement."""
+    from core.cli import main
+    from core.models.model_files import read_info
+    from core.store.database import ProjectStore
+    from core.tagging.classifier import Classifier
+    from tests.conftest import ROOT, write_comp_truth
+
+    keep = sorted(comp_slice.iterdir(), key=lambda p: int(p.stem))[:100]
+    for extra in set(comp_slice.iterdir()) - set(keep):
+        extra.unlink()
+    truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
+    label_map = ROOT / "resources" / "label_maps" / "comp5329.json"
+    first = tmp_path / "first"
+    assert main(["-q", "train", str(comp_slice), "--captions", str(truth), "--label-map", str(label_map),
+                 "--out", str(first)]) == 0
+    printed = capsys.readouterr().out
+    info = read_info(first)
+    bundled = Classifier()
+    assert info.head["kind"] == "refined" and info.metrics["refined"]["base"] == bundled.version
+    assert info.labels == bundled.labels and info.metrics["comparison"]["photos"] == 100
+    comparison = info.metrics["comparison"]
+    taken = comparison["new_score"] >= comparison["current_score"]
+    with ProjectStore(comp_slice) as store:
+        assert (store.active_model() == first.resolve()) == taken
+        assert ("is now the project's model" in printed) == taken and "on your 100 confirmed photos" in printed
+        ids = store.image_ids_by_relpath()
+        captions = {i: c for i, (c, _) in store.captions().items()}
+        showing = {i for i, c in captions.items() if "grass" in c.lower()}  # as a person reading the captions
+        assert len(showing) >= 3
+        store.confirm_many([(i, "grass", i in showing) for i in ids.values()])
+    second = tmp_path / "second"
+    assert main(["-q", "train", str(comp_slice), "--out", str(second), "--activate", "never"]) == 0
+    assert "kept the current model as asked" in capsys.readouterr().out
+    info = read_info(second)
+    assert info.labels == [*bundled.labels, "grass"] and info.metrics["refined"]["base"] == bundled.version
+    assert info.metrics["cross_validation"]["fused"]["per_label"]["grass"]["f1"] > 0.5  # out of fold
+    with ProjectStore(comp_slice) as store:
+        assert store.active_model() != second.resolve()
+    predicted = Classifier(second).predict(np.zeros((1, 2560), np.float32), np.zeros((1, 384), np.float32),
+                                           np.ones(1, np.float32), ["a dog running on the grass"])
+    assert predicted.shape == (1, 19)

@@ -93,8 +93,9 @@ def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, d
     counts = (truth & known).sum(axis=0)
     new_labels = refined.labels[len(base.labels):]
     ladder = refined.report.get("new_labels", {})
-    cross = {"chosen": f"model {base.version} kept, {refined.report['correction']}"
-                       + (f"; {ladder.get('chosen')} for {', '.join(new_labels)}" if new_labels else ""),
+    correction = refined.report["correction"]
+    kept = f"model {base.version} {'as it was' if correction == 'keep' else 'corrected: ' + correction}"
+    cross = {"chosen": kept + (f", and {ladder.get('chosen')} for {', '.join(new_labels)}" if new_labels else ""),
              "folds": int(len(np.unique(folds[scored]))) if len(scored) else 0, "cv_samples_f1": score,
              "cv_spread": spread, "threshold": float(base_info.global_threshold), "top1_fallback": refined.top1_fallback,
              "scores": refined.report["scores"], "fused": report,
