@@ -68,5 +68,6 @@ def decide_activation(comparison: Comparison, policy: str = "better") -> Verdict
         return Verdict(True, f"the new model is now in use{asked}: {figures}")
     if policy == "never":
         return Verdict(False, f"kept the current model as asked: {figures}")
-    return Verdict(False, f"kept the current model: {current} against {new}{spread} {on} for the new one, which is "
-                          f"kept as a candidate (use it anyway with --activate always, or 'Use selected model')")
+    return Verdict(False, f"kept the current model: {current} against {new}{spread} for the new one, {on}; the new "
+                          f"one is kept as a candidate (to use it anyway: --activate always, or 'Use selected model' in "
+                          f"the Training tab)")

@@ -135,8 +135,8 @@ def learn(
         folds = refined.fold_of
         info = refined_info(refined, base[0], base[1], data, decided, encoders, image_encoder_name, external_ids,
                             sorted(set(photo_keys)), split.seed, version, folds)
-        rows = np.flatnonzero(np.isfinite(refined.oof).all(axis=1))
-        predicted = decide(refined.oof[rows], refined.thresholds, refined.top1_fallback)
+        rows = np.flatnonzero(np.isfinite(refined.oof).any(axis=1))  # cells never decided are NaN and count neither way
+        predicted = decide(np.nan_to_num(refined.oof[rows]), refined.thresholds, refined.top1_fallback)
         comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys)
         info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
         save_classifier(out_dir, info, tensors)

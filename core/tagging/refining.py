@@ -85,7 +85,7 @@ def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, d
     """model.json of a refined model: the old model's thresholds for its labels, the ladder's for
     the new ones, and the out-of-fold report the person sees."""
     truth, known, rows = aligned_truth(data, decided, refined.labels)
-    scored = rows[np.isfinite(refined.oof[rows]).all(axis=1)]
+    scored = rows[np.isfinite(refined.oof[rows]).any(axis=1)]  # undecided cells are NaN: masked below
     thresholds = np.tile(refined.thresholds, (len(scored), 1))
     predicted = decide(np.nan_to_num(refined.oof[scored]), thresholds, refined.top1_fallback)
     score, spread = masked_scores(truth[scored], predicted, known[scored], folds[scored])
