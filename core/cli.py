@@ -206,14 +206,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         config=TrainConfig(max_epochs=args.epochs, ensemble=args.ensemble, loss=args.loss, seed=args.seed,
                            caption_words=args.caption_words),
         split=SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed), force_split=args.split,
-        finetune=args.finetune, finetune_epochs=args.finetune_epochs, prefer_gpu=not args.cpu)
+        finetune=args.finetune, finetune_epochs=args.finetune_epochs, prefer_gpu=not args.cpu,
+        activate=args.activate, refine=not args.from_scratch)
     outcome = drive(train_job(store, request, args.cancel), args.quiet)
     rejected = _report_import(args, _import_request(args, labels=True), outcome.imported)
     result = outcome.result
     info = result.info
-    print(f"model {info.version} saved to {result.model_dir}; it is now the project's model (classify and "
-          f"suggest use it unless given --model): run `tagline classify {args.folder}` so it decides the photos "
-          f"(exports show only the active model's predictions)")
+    if outcome.activated:
+        print(f"model {info.version} saved to {result.model_dir}; it is now the project's model (classify and "
+              f"suggest use it unless given --model): run `tagline classify {args.folder}` so it decides the "
+              f"photos (exports show only the active model's predictions)")
+    else:
+        print(f"model {info.version} saved to {result.model_dir} as a candidate; the project's model is unchanged "
+              f"(`tagline train --activate always` takes it anyway)")
+    print(outcome.verdict)
     cross = info.metrics.get("cross_validation")
     if cross:
         print(f"{info.training['images']} labelled photos, all used for training; chose {cross['chosen']} by "
@@ -488,6 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--finetune-epochs", type=positive_int, default=4, help="epochs of backbone fine-tuning (default 4)")
     sub.add_argument("--text-encoder", default="minilm_l6", help="caption encoder (default minilm_l6)")
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.add_argument("--activate", choices=["better", "always", "never"], default="better",
+                     help="make the new model the project's: when it scores at least as well as the current one on "
+                          "your confirmed photos (default), always, or never (kept as a candidate)")
+    sub.add_argument("--from-scratch", action="store_true",
+                     help="learn from the confirmed photos alone instead of refining the model in use (or the bundled one)")
     sub.set_defaults(func=cmd_train)
 
     sub = verbs.add_parser("evaluate", help="Score a predictions CSV against a truth CSV.")

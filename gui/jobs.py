@@ -8,6 +8,7 @@ the first time they are needed and never at startup.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,11 @@ def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
 
     request = TrainRequest(out=out_dir, config=TrainConfig(max_epochs=epochs), prefer_gpu=prefer_gpu,
                            image_encoder=image_encoder or None)
-    return (yield from run(store, request, cancel)).result
+    outcome = yield from run(store, request, cancel)
+    if outcome.activated:
+        return outcome.result
+    # kept as a candidate (core.learn.gate): hand back the model still in use, so the window keeps it
+    return KeptModel(outcome.current, model_summary(outcome.current), outcome.result.model_dir, outcome.verdict)
 
 
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:
@@ -78,6 +83,17 @@ def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, Non
     reason = cuda_fallback_reason()
     details = ", ".join(x for x in (engine, f"CUDA failed: {reason}" if reason else "") if x)
     return f"CPU ({details})" if details else "CPU"
+
+
+@dataclass
+class KeptModel:
+    """A retrain whose model was not taken: the model still in use (None: the bundled one) and
+    its metadata, where the new one was saved, and why it was not taken."""
+
+    model_dir: Path | None
+    info: Any
+    candidate: Path
+    verdict: str
 
 
 def model_summary(model_dir: Path | None) -> Any:

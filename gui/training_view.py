@@ -1,5 +1,6 @@
 """Training tab: loss and F1 curves drawn while training runs, the per-label scores of a model,
-and the model versions of the project with the active one marked."""
+the model versions of the project with the active one marked, why the latest retrain was or was
+not taken (core.learn.gate), and the bundled model back in one step."""
 
 from __future__ import annotations
 
@@ -95,6 +96,27 @@ class CurveChart(QWidget):
         painter.drawEllipse(path.currentPosition(), 3, 3)
 
 
+def retrain_verdict(folder: Path, active: Path | None) -> str:
+    """Why the retrain saved in `folder` is or is not the model in use, in the gate's words."""
+    from core.errors import TaglineError
+    from core.learn.gate import Comparison, decide_activation
+    from core.models.model_files import read_info
+
+    try:
+        recorded = read_info(folder).metrics.get("comparison")
+        comparison = Comparison(**recorded) if isinstance(recorded, dict) else None
+    except (TaglineError, TypeError):
+        return ""
+    if comparison is None:
+        return ""
+    sentence = decide_activation(comparison).sentence
+    if folder == active and sentence.startswith("kept"):  # taken anyway ('Use selected model', --activate always)
+        return f"The latest model is in use, chosen by hand; the check had said: {sentence}"
+    if folder != active and not sentence.startswith("kept"):
+        return f"The latest model is not in use (another was chosen since); when trained: {sentence}"
+    return f"Latest retrain: {sentence[:1].upper()}{sentence[1:]}"
+
+
 def per_label_rows(info: Any) -> list[tuple[str, float, float, float, int]]:
     """(label, precision, recall, F1, support) from a model's held-out (or cross-validated) metrics."""
     metrics = info.quality()[1] if info is not None else {}
@@ -125,13 +147,23 @@ class TrainingView(QWidget):
         self.versions.setMaximumHeight(110)
         self.activate_button = QPushButton("Use selected model")
         self.activate_button.clicked.connect(self._activate)
+        self.bundled_button = QPushButton("Use the bundled model")
+        self.bundled_button.setToolTip("Go back to the model that came with Tagline; your trained models are kept")
+        self.bundled_button.clicked.connect(lambda: self.activate_requested.emit(None))
+        self.in_use = QLabel()
+        self.in_use.setWordWrap(True)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addStretch(1)
         buttons.addWidget(self.activate_button)
+        buttons.addWidget(self.bundled_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.chart, 2)
         layout.addLayout(buttons)
+        layout.addWidget(self.in_use)
+        layout.addWidget(self.verdict)
         layout.addWidget(QLabel("<b>Model versions</b>"))
         layout.addWidget(self.versions)
         layout.addWidget(self.summary)
@@ -159,6 +191,11 @@ class TrainingView(QWidget):
     def set_versions(self, versions: list[tuple[str, Path | None, tuple[str, float] | None]], active: Path | None) -> None:
         """(version, folder or None for the bundled one, held-out micro F1)."""
         self.versions.clear()
+        in_use = next((v for v, folder, _ in versions if folder == active), None)
+        self.in_use.setText(f"<b>In use:</b> {in_use or 'unknown'}{' (bundled)' if active is None else ''}")
+        self.bundled_button.setEnabled(active is not None)
+        trained = [folder for _, folder, _ in versions if folder is not None]
+        self.verdict.setText(retrain_verdict(trained[-1], active) if trained else "")
         for version, folder, score in versions:
             mark = "  ● active" if folder == active else ""
             scored = f"  {score[0]} micro F1 {score[1]:.3f}" if score is not None else ""

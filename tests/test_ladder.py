@@ -92,15 +92,15 @@ def test_photos_without_any_label_turn_the_fallback_off() -> None:
 
 def test_train_on_100_confirmed_real_photos_uses_them_all(comp_slice: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """100 confirmed photos train (the fixed split used to refuse: 0 in the training part), and
-    the model reports its cross-validated score."""
+    """100 confirmed photos train from scratch (the fixed split used to refuse: 0 in the training
+    part), and the model reports its cross-validated score."""
     keep = sorted(comp_slice.iterdir(), key=lambda p: int(p.stem))[:100]
     for extra in set(comp_slice.iterdir()) - set(keep):
         extra.unlink()
     truth = write_comp_truth(comp_slice, tmp_path / "truth.csv")
     out = tmp_path / "model"
     assert main(["-q", "train", str(comp_slice), "--captions", str(truth), "--label-map", str(LABEL_MAP),
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--from-scratch", "--activate", "always"]) == 0
     info = read_info(out)
     assert info.training["images"] == 100 and info.training["train"] == 100 and info.training["holdout"] == 0
     kind, scores = info.quality()

@@ -1,12 +1,15 @@
-"""`train`: learn a model from the project's confirmed labels; it becomes the project's model."""
+"""`train`: learn a model from the project's confirmed labels; it becomes the project's model when
+it is at least as good as the one in use on the person's photos (core.learn.gate), or when asked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import TaglineError
 from core.formats.captions_io import load_label_map
 from core.jobs.importing import ImportOutcome, ImportRequest, import_job
+from core.learn.gate import POLICIES, Verdict, decide_activation
 from core.learn.training import TrainConfig
 from core.models.embedding import Encoders
 from core.models.registry import DEFAULT_TEXT_ENCODER, image_spec, text_spec
@@ -28,15 +31,25 @@ class TrainRequest:
     finetune: bool = False  # fine-tune the image backbone end to end first (for a GPU)
     finetune_epochs: int = 4
     prefer_gpu: bool = True
+    activate: str = "better"  # core.learn.gate.POLICIES: when at least as good, always, never
+    refine: bool = True  # refine the model in use (or the bundled one) where it knows the project's labels
 
 
 @dataclass
 class TrainOutcome:
     result: LearnResult
     imported: ImportOutcome | None = None
+    activated: bool = True  # the new model is now the project's
+    verdict: str = ""  # why it was or was not taken, in words
+    current: Path | None = None  # the model in use before (None: the bundled one)
 
 
 def train_job(store: ProjectStore, request: TrainRequest, cancel: CancelToken | None = None) -> Job[TrainOutcome]:
+    if request.activate not in POLICIES:
+        raise TaglineError(f"unknown --activate {request.activate!r}; use one of {', '.join(POLICIES)}")
+    current = store.active_model()
+    if current is not None and not (current / "model.json").is_file():
+        current = None  # gone: the bundled model is in use (core.jobs.project.project_model)
     yield Progress("embed", 0, 0, message="loading the encoders")
     imported = None
     if request.captions is not None:
@@ -57,6 +70,12 @@ def train_job(store: ProjectStore, request: TrainRequest, cancel: CancelToken | 
         result = yield from finetune(store, request.out, encoders, request.split, tune, request.config, external, cancel)
     else:
         result = yield from learn(store, request.out, encoders, request.split, request.config, external, cancel,
-                                  force_split=request.force_split)
-    store.set_active_model(Path(result.model_dir).resolve())
-    return TrainOutcome(result, imported)
+                                  force_split=request.force_split, current=current, refine_current=request.refine)
+    if result.comparison is None:  # nothing to compare with (a fine-tuned backbone): taken unless asked not to
+        verdict = Verdict(request.activate != "never", "the new model is now in use" if request.activate != "never"
+                          else "kept the current model as asked")
+    else:
+        verdict = decide_activation(result.comparison, request.activate)
+    if verdict.activate:
+        store.set_active_model(Path(result.model_dir).resolve())
+    return TrainOutcome(result, imported, verdict.activate, verdict.sentence, current)

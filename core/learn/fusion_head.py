@@ -9,8 +9,10 @@ mostly-zero columns.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+HEAD_KINDS = ("mlp", "linear", "refined")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class HeadConfig:
     kind: str = "mlp"  # or "linear": one layer over the standardised inputs (the rung for few labels)
     name_prior: bool = False  # linear: add how close each caption is to each label's name (one learnt scale)
     mention_dim: int = 0  # columns after the sentence embedding, one per label: 1 where the caption names it
+    # refined (core.learn.refine): a model the project already had, kept inside this one, its logits corrected
+    # per label, and heads of their own for the labels after its own: members as {"head": config, "weight": w}
+    base: list[dict[str, Any]] = field(default_factory=list)
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    residual: bool = False  # refined: a linear correction over the standardised inputs besides the per-label one
 
     def sentence_dim(self) -> int:
         """The caption side's standardised columns: the sentence embedding alone."""
@@ -53,8 +60,12 @@ def dropout_mask(like: Any, p: float) -> Any:
 def create_head(config: HeadConfig) -> Any:
     if config.kind == "linear":
         return create_linear_head(config)
+    if config.kind == "refined":
+        from core.learn.refine import create_refined_head
+
+        return create_refined_head(config)
     if config.kind != "mlp":
-        raise ValueError(f"unknown head kind {config.kind!r}; use mlp or linear")
+        raise ValueError(f"unknown head kind {config.kind!r}; use one of {', '.join(HEAD_KINDS)}")
     import torch
     from torch import nn
 

@@ -47,9 +47,11 @@ class LadderReport:
     scores: dict[str, float] = field(default_factory=dict)  # every rung's out-of-fold samples F1
     rare_labels: list[str] = field(default_factory=list)
     fused: dict[str, object] = field(default_factory=dict)  # the chosen rung's out-of-fold report (core.learn.metrics)
+    oof: np.ndarray | None = field(default=None, repr=False)  # the chosen rung's out-of-fold probabilities (not saved)
+    fold_of: np.ndarray | None = field(default=None, repr=False)  # each photo's fold (not saved)
 
     def as_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        return {key: value for key, value in self.__dict__.items() if key not in ("oof", "fold_of")}
 
 
 def mlp_config(n: int, seed: int = 0) -> TrainConfig:
@@ -252,7 +254,7 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     report = LadderReport(
         chosen=rung.name, folds=k, cv_samples_f1=score, cv_spread=float(np.std(per_fold)), threshold=threshold,
         top1_fallback=fallback, scores=scores, rare_labels=[name for name, c in zip(data.labels, counts) if c < RARE],
-        fused=evaluate(truth, decide(probs, threshold, fallback), data.labels).as_dict(),
+        fused=evaluate(truth, decide(probs, threshold, fallback), data.labels).as_dict(), oof=probs, fold_of=folds,
     )
     yield Progress("cross-validate", len(rungs), len(rungs), message=f"chose {rung.name}: {score:.3f}")
     return rung, report

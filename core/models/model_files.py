@@ -18,7 +18,7 @@ import numpy as np
 
 from core.errors import ModelError, disk_full, write_failure_message
 from core.formats.temp_files import plain_file_mode, writing_beside
-from core.learn.fusion_head import HeadConfig
+from core.learn.fusion_head import HEAD_KINDS, HeadConfig
 from core.learn.metrics import thresholds_by_row
 
 FORMAT_VERSION = 1
@@ -299,8 +299,8 @@ def _inconsistency(info: ClassifierInfo) -> str:
         problem = type_problem(config)
         if problem:
             return f"head: {problem}"
-        if config.kind not in ("mlp", "linear"):
-            return f"head kind must be mlp or linear, not {config.kind!r}"
+        if config.kind not in HEAD_KINDS:
+            return f"head kind must be one of {', '.join(HEAD_KINDS)}, not {config.kind!r}"
         if config.num_labels != len(labels):
             return f"the head predicts {config.num_labels} labels but {len(labels)} are named"
         if not all(0 < v <= 1 << 16 for v in (config.image_dim, config.text_dim, config.hidden)) or config.words_dim < 0:

@@ -16,14 +16,17 @@ import numpy as np
 
 from core.errors import TaglineError
 from core.learn.caption_words import bag_of_words, build_vocabulary, name_mentions
+from core.learn.gate import Comparison
 from core.learn.ladder import CV_LIMIT, train_small
 from core.learn.metrics import decide, evaluate, thresholds_by_row
+from core.learn.refine import refine
 from core.learn.training import TrainConfig, TrainingData, predict_heads, train_head
 from core.models.embedding import Encoders, iter_embedded_batches
 from core.models.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
 from core.tagging.classifier import classification_captions
+from core.tagging.refining import compare_with_current, current_model, refine_base, refined_info, short_digest
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class LearnResult:
     model_dir: Path
     info: ClassifierInfo
     failures: list[tuple[str, str]]
+    comparison: Comparison | None = None  # the new model against the one in use, on the same confirmed photos
 
 
 def embed_label_names(encoders: Encoders, names: list[str]) -> np.ndarray:
@@ -102,21 +106,48 @@ def learn(
     cancel: CancelToken | None = None,
     image_encoder_name: str | None = None,
     force_split: bool = False,
+    current: Path | None = None,
+    refine_current: bool = True,
 ) -> Job[LearnResult]:
-    """Train, choose thresholds, score, save a version. Under `CV_LIMIT` labelled photos the
+    """Train, choose thresholds, score, save a version. Under `CV_LIMIT` labelled photos, when the
+    model in use (`current`, None: the bundled one) or the bundled one knows some of the project's
+    labels, that model is refined with the confirmations (`core.learn.refine`); otherwise the
     capacity ladder is cross-validated on all of them and refitted on all (`core.learn.ladder`);
-    from there on (or with `force_split`) the fixed split trains, validates and scores a
-    held-out part once.
+    from `CV_LIMIT` on (or with `force_split`) the fixed split trains, validates and scores a
+    held-out part once. The result compares the new model with the one in use
+    (`core.learn.gate`); whether it replaces it is the caller's decision.
 
     `image_encoder_name` overrides the name written to model.json (a fine-tuned backbone is
     named relative to the model folder so the folder can be moved).
     """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
+    records = {r.relpath: r for r in store.images()}
+    confirmed = store.confirmations()
+    decided = np.array([[n in confirmed.get(records[p].id, {}) for n in data.labels] for p in relpaths], bool)
+    photo_keys = [short_digest(records[p].digest or p) for p in relpaths]
+    now = current_model(current)
+    few = len(relpaths) < CV_LIMIT and not force_split
+    base = refine_base(now, encoders, data.labels) if few and refine_current else None
+    if base is not None:
+        refined = yield from refine(data, base[0], decided, seed=split.seed, cancel=cancel)
+        tensors, _ = ensemble_tensors([refined.head])
+        version = _version(tensors)
+        folds = refined.fold_of
+        info = refined_info(refined, base[0], base[1], data, decided, encoders, image_encoder_name, external_ids,
+                            sorted(set(photo_keys)), split.seed, version, folds)
+        rows = np.flatnonzero(np.isfinite(refined.oof).any(axis=1))  # cells never decided are NaN and count neither way
+        predicted = decide(np.nan_to_num(refined.oof[rows]), refined.thresholds, refined.top1_fallback)
+        comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys)
+        info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
+        save_classifier(out_dir, info, tensors)
+        yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
+        return LearnResult(out_dir, info, [], comparison)
+    original = data
     vocabulary: list[str] = []
     metrics: dict[str, object]
     top1_fallback = True
     mentions = False
-    if len(relpaths) < CV_LIMIT and not force_split:  # few labels: every photo trains, folds score
+    if few:  # few labels: every photo trains, folds score
         mentions = data.label_text is not None  # beside captions, a caption that names a label counts
         if mentions:
             data = with_name_mentions(data)
@@ -126,6 +157,9 @@ def learn(
         top1_fallback = ladder.top1_fallback
         split_record: dict[str, object] = {"cross_validation_folds": ladder.folds, "seed": split.seed}
         config_record: dict[str, object] = {"ladder": ladder.chosen, "seed": split.seed}
+        assert ladder.oof is not None and ladder.fold_of is not None
+        rows, folds = np.arange(len(relpaths)), ladder.fold_of
+        predicted = decide(ladder.oof, ladder.threshold, ladder.top1_fallback)
     else:
         train_idx, val_idx, hold_idx = split.indices(relpaths)
         if config.caption_words:
@@ -137,6 +171,8 @@ def learn(
             metrics["holdout"] = _holdout_metrics(trained, data, hold_idx)
         split_record = dict(split.__dict__)
         config_record = dict(config.__dict__)
+        rows, folds = hold_idx, np.zeros(len(hold_idx), np.int64)  # the held-out part: scored, never trained on
+        predicted = _holdout_decisions(trained, data, hold_idx)
     tensors, members = ensemble_tensors(trained.heads)
     version = _version(tensors)
     info = ClassifierInfo(
@@ -153,11 +189,14 @@ def learn(
             "holdout": len(hold_idx), "split": split_record, "config": config_record,
             "label_counts": {n: int(c) for n, c in zip(data.labels, data.targets.sum(axis=0))},
             "with_caption": int(data.has_caption.sum()), "history": trained.history,
+            "photos": sorted({photo_keys[i] for i in train_idx} | {photo_keys[i] for i in val_idx}),
         },
     )
+    comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys)
+    info.metrics["comparison"] = comparison.as_dict()
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
-    return LearnResult(out_dir, info, [])
+    return LearnResult(out_dir, info, [], comparison)
 
 
 def ensemble_tensors(heads: list[object]) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -199,6 +238,15 @@ def _holdout_metrics(trained: object, data: TrainingData, idx: np.ndarray) -> di
         rows = thresholds_by_row(thresholds, no_caption, f)
         result[name] = evaluate(truth, decide(probs, rows), data.labels).as_dict()
     return result
+
+
+def _holdout_decisions(trained: object, data: TrainingData, idx: np.ndarray) -> np.ndarray:
+    """The split-trained model's decisions on the held-out rows, as the classifier makes them."""
+    heads = trained.heads  # type: ignore[attr-defined]
+    thresholds = (trained.thresholds if trained.threshold_mode == "per_label"  # type: ignore[attr-defined]
+                  else np.full(len(data.labels), trained.global_threshold, np.float32))  # type: ignore[attr-defined]
+    rows = thresholds_by_row(thresholds, trained.no_caption_thresholds, data.has_caption[idx])  # type: ignore[attr-defined]
+    return decide(predict_heads(heads, data.image[idx], data.text[idx], data.has_caption[idx]), rows)
 
 
 def _version(tensors: dict[str, object]) -> str:
