@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AlignConfig:
-    epochs: int = 20
+    epochs: int = 15
     batch_size: int = 512
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
@@ -56,10 +56,15 @@ class Captioned:
     labels: list[str]
 
 
-def collect(store: ProjectStore, encoders: Encoders, batch_size: int = 64) -> Captioned:
-    """Every photo's features (embedded where not cached) with its human caption, if any."""
+def collect(store: ProjectStore, encoders: Encoders, batch_size: int = 64, cached_only: bool = False) -> Captioned:
+    """Every photo's features (embedded where not cached) with its human caption, if any;
+    `cached_only`: only the photos whose features are cached already (nothing is embedded)."""
     captions = {i: c for i, c in store.captions().items() if c[1] != "generated"}
     records = store.images()
+    if cached_only:
+        cached = store.cached_embeddings(encoders.image_key)
+        records = [r for r in records if r.id in cached and cached[r.id][0] == (r.digest or "")]
+        del cached
     labels = [label.name for label in store.labels()]
     confirmed = store.confirmations()
     rule = SplitRule()
@@ -160,15 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a folder whose project holds captions (and confirmed labels)")
     parser.add_argument("--out", type=Path, required=True, help="where to write alignment.json and its weights")
     parser.add_argument("--epochs", type=int, default=AlignConfig.epochs)
-    parser.add_argument("--weight-decay", type=float, nargs="+", default=[0.0, 0.05, 0.5],
-                        help="settings tried; the validation part chooses (default 0 0.05 0.5)")
+    parser.add_argument("--weight-decay", type=float, nargs="+", default=[0.0, 0.1],
+                        help="settings tried; the validation part chooses (default 0 0.1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="use only the photos whose features are cached already (a quicker, smaller run)")
     parser.add_argument("--holdout", action="store_true", help="also score the held-out part (once, at the end)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     store = ProjectStore(args.folder)
     encoders = Encoders(image_spec(DEFAULT_IMAGE_ENCODER), text_spec(DEFAULT_TEXT_ENCODER))
-    data = collect(store, encoders)
+    data = collect(store, encoders, cached_only=args.cached_only)
     alignment_prompts = [DEFAULT_PROMPT.format(n.replace("_", " ")) for n in data.labels]
     prompts = np.asarray(encoders.text.encode(alignment_prompts), np.float32)
     trials = []
