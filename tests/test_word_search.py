@@ -149,3 +149,23 @@ def test_the_trainer_fits_saves_and_loads_an_alignment_that_pairs_captions_with_
     words = alignment.project_texts(data.text[:4])
     assert np.array_equal(np.argmax(words @ photos.T, axis=1), np.arange(4))
     store.close()
+
+
+def test_a_word_index_answers_many_queries_from_memory(sample_folder: Path) -> None:
+    """What a window keeps: the aligned vectors read once, then only each query is encoded."""
+    from bench.common import default_encoders
+    from core.jobs.project import scan_job
+    from core.tagging.word_search import WordIndex, aligned_cache, query_vectors
+
+    store = ProjectStore(sample_folder)
+    run_to_end(scan_job(store))
+    run_to_end(search_job(store, SearchRequest("anything", 1)))  # embeds and keeps the aligned vectors
+    alignment = load_alignment()
+    index = WordIndex.from_cache(aligned_cache(store, alignment), store.images(), alignment.dim)
+    assert len(index) == 4
+    names = {r.id: r.relpath for r in store.images()}
+    queries = query_vectors(default_encoders(), alignment, ["a cat", "an astronaut"])
+    assert [names[index.rank(q, 1)[0][0]] for q in queries] == ["chelsea.jpg", "astronaut.jpg"]
+    ids, scores = index.rank(queries[0], 10)
+    assert len(ids) == 4 and scores == sorted(scores, reverse=True)
+    store.close()

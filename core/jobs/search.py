@@ -16,7 +16,7 @@ from core.models.embedding import Encoders, iter_embedded_batches
 from core.models.registry import image_spec, text_spec
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
-from core.tagging.word_search import aligned_cache, aligned_matrix, best_first, query_vectors, save_aligned, stale_records
+from core.tagging.word_search import WordIndex, aligned_cache, query_vectors, save_aligned, stale_records
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,8 @@ def search_job(store: ProjectStore, request: SearchRequest, cancel: CancelToken 
             outcome.failures.extend((r.relpath, reason) for r, reason in batch.failures)
             outcome.embedded += len(batch.image_ids)
             yield Progress("embed", outcome.embedded + len(outcome.failures), len(stale), failed=len(outcome.failures))
-    ids, matrix = aligned_matrix(cache, records, alignment.dim)
-    query = query_vectors(encoders, alignment, [words])[0]
-    rows, scores = best_first(matrix, query, request.count)
+    index = WordIndex.from_cache(cache, records, alignment.dim)
+    image_ids, outcome.scores = index.rank(query_vectors(encoders, alignment, [words])[0], request.count)
     relpath = {r.id: r.relpath for r in records}
-    outcome.relpaths = [relpath[int(ids[i])] for i in rows]
-    outcome.scores = [round(float(s), 4) for s in scores]
+    outcome.relpaths = [relpath[i] for i in image_ids]
     return outcome

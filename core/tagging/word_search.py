@@ -50,6 +50,26 @@ def aligned_matrix(cache: Cache, records: Sequence[ImageRecord], dim: int) -> tu
     return ids, np.stack([cache[int(i)][1] for i in ids]).astype(np.float32)
 
 
+class WordIndex:
+    """A folder's aligned photo vectors held in memory (float32), to rank by many queries:
+    what a window keeps between searches, so that only the query is encoded each time."""
+
+    def __init__(self, image_ids: np.ndarray, matrix: np.ndarray) -> None:
+        self.image_ids, self.matrix = image_ids, matrix
+
+    @classmethod
+    def from_cache(cls, cache: Cache, records: Sequence[ImageRecord], dim: int) -> WordIndex:
+        return cls(*aligned_matrix(cache, records, dim))
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def rank(self, query: np.ndarray, count: int) -> tuple[list[int], list[float]]:
+        """Image ids of the `count` best matches for an aligned query vector, best first, and their scores."""
+        rows, scores = best_first(self.matrix, query, count)
+        return [int(self.image_ids[r]) for r in rows], [round(float(v), 4) for v in scores]
+
+
 def query_vectors(encoders: Encoders, alignment: Alignment, texts: list[str]) -> np.ndarray:
     """The texts in the aligned space (unit length), one row each."""
     return alignment.project_texts(np.asarray(encoders.text.encode(texts), np.float32))
