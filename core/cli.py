@@ -194,6 +194,22 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return _status(args, outcome.report.failures)
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from core.jobs.search import SearchRequest, search_job
+
+    words = " ".join(args.words).strip()
+    if not words:
+        _warn("search needs some words to look for")
+        return EXIT_ERROR
+    request = SearchRequest(words, args.count, _path(args.alignment), args.batch_size, not args.cpu)
+    store = _open_store(args)
+    outcome = drive(search_job(store, request, args.cancel), args.quiet)
+    for relpath, score in zip(outcome.relpaths, outcome.scores):
+        print(f"{relpath}\t{score:.4f}" if args.scores else relpath)
+    _warn_skipped(outcome.failures)
+    return _status(args, outcome.failures)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from core.jobs.train import TrainRequest, train_job
     from core.learn.training import TrainConfig
@@ -536,6 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--batch-size", type=positive_int, default=32, help=BATCH_HELP)
     sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
     sub.set_defaults(func=cmd_audit_captions)
+
+    sub = folder_verb("search", "Print the folder's photos that best match some words, best first, one path (relative "
+                                "to the folder) a line; photos without captions are found by what they show.")
+    sub.add_argument("words", nargs="+", help="what to look for, e.g. a dog on a beach")
+    sub.add_argument("-n", "--count", type=positive_int, default=20, help="how many photos to print (default 20)")
+    sub.add_argument("--scores", action="store_true", help="print each photo's similarity after a tab")
+    sub.add_argument("--alignment", help="image-text alignment folder (default: the bundled one)")
+    sub.add_argument("--batch-size", type=positive_int, default=32, help=BATCH_HELP)
+    sub.add_argument("--cpu", action="store_true", help="do not use a GPU")
+    sub.set_defaults(func=cmd_search)
 
     sub = verbs.add_parser("serve", help="Serve classification and captioning over HTTP, with a web page at /.",
                            description="Serve classification and captioning over HTTP, with a web page at / and the "

@@ -20,7 +20,8 @@ def folder_with_bad_entries(sample_folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("verb", [["scan"], ["export", "--out", "{tmp}/out.csv"], ["export", "--format", "json",
-                                  "--out", "{tmp}/out.json"], ["suggest", "-n", "2"], ["classify"]])
+                                  "--out", "{tmp}/out.json"], ["suggest", "-n", "2"], ["classify"],
+                                  ["search", "a", "cat"]])
 def test_every_verb_that_skipped_a_file_exits_1_and_names_it(verb: list[str], folder_with_bad_entries: Path,
                                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [a.replace("{tmp}", str(tmp_path)) for a in verb]
