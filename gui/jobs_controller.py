@@ -16,7 +16,18 @@ from core.errors import TaglineError
 from core.progress import Progress
 from gui import errors
 from gui.export_dialog import ExportDialog
-from gui.jobs import ExportRequest, caption_job, check_job, classify_job, device_job, export_job, model_summary, sync_job, train_job
+from gui.jobs import (
+    ExportRequest,
+    KeptModel,
+    caption_job,
+    check_job,
+    classify_job,
+    device_job,
+    export_job,
+    model_summary,
+    sync_job,
+    train_job,
+)
 from gui.label_editor import LabelEditor
 from gui.worker import JobFactory, JobHandle, JobQueue
 
@@ -251,6 +262,11 @@ class JobsController(QObject):
     def _on_trained(self, automatic: bool, result: Any) -> None:
         """Train and automatic Retrain end alike (as "Use selected model" does): the new model is
         active and decides the photos again in the background, so the grid shows one model only."""
+        if isinstance(result, KeptModel):  # not as good as the model in use: it stays, and the person is told why
+            what = "Retrained on your decisions" if automatic else "Trained"
+            self._message(f"{what}; {result.verdict[:1].lower()}{result.verdict[1:]} (Training tab: use it anyway)")
+            self.show_active_model()
+            return
         kind, scores = result.info.quality()
         score = f" ({kind} samples F1 {scores['samples_f1']:.3f})" if kind else ""
         what = "Retrained on your decisions" if automatic else "Trained"
