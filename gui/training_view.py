@@ -35,7 +35,7 @@ class CurveChart(QWidget):
         self.loss: list[float] = []
         self.f1: list[float] = []
         self.title = "Training curves appear here while a model trains"
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(90)
 
     def sizeHint(self) -> QSize:
         return QSize(420, 240)
@@ -53,14 +53,16 @@ class CurveChart(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), self.palette().base())
-        plot = QRectF(self.rect()).adjusted(46, 28, -46, -28)
-        painter.setPen(QPen(QColor(150, 150, 150), 1))
-        painter.drawRect(plot)
         painter.setPen(self.palette().text().color())
+        if not self.loss:  # no curve (cross-validation, a refusal): the whole text, wrapped, and no empty frame
+            painter.drawText(QRectF(self.rect()).adjusted(12, 8, -12, -8),
+                             int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap), self.title)
+            return
+        plot = QRectF(self.rect()).adjusted(46, 28, -46, -28)
         title = painter.fontMetrics().elidedText(self.title, Qt.TextElideMode.ElideRight, self.width() - 8)
         painter.drawText(QRectF(0, 4, self.width(), 20), Qt.AlignmentFlag.AlignCenter, title)
-        if not self.loss:
-            return
+        painter.setPen(QPen(QColor(150, 150, 150), 1))
+        painter.drawRect(plot)
         top_loss = max(self.loss) * 1.1 or 1.0
         steps = max(len(self.loss) - 1, 1)
         for fraction in (0.0, 0.5, 1.0):
