@@ -67,10 +67,16 @@ check_build() {  # $1: cpu or gpu
             echo "$side train on 60 shared photos: $(ms_since "$start") ms"
             run "$side" -q classify "$w/train-$side" --redo --out "$w/trained-$side.csv"
         done
-        diff <(cd "$w/model-frozen" && sha256sum ./*.safetensors) <(cd "$w/model-source" && sha256sum ./*.safetensors)
-        diff "$w/trained-frozen.csv" "$w/trained-source.csv"
-        echo "train: frozen and source heads are bit-identical ($(cd "$w/model-frozen" && ls ./*.safetensors)), and so is" \
-             "the classify of the 60 photos with them; $(grep -o 'chose [^;]*' "$w/train-frozen.txt" | head -1)"
+        if [ "$build" = cpu ]; then
+            diff <(cd "$w/model-frozen" && sha256sum ./*.safetensors) <(cd "$w/model-source" && sha256sum ./*.safetensors)
+            diff "$w/trained-frozen.csv" "$w/trained-source.csv"
+            echo "train: frozen and source heads are bit-identical ($(cd "$w/model-frozen" && ls ./*.safetensors)), and so is" \
+                 "the classify of the 60 photos with them; $(grep -o 'chose [^;]*' "$w/train-frozen.txt" | head -1)"
+        else  # .venv's CUDA torch 2.14.1 trains these heads differently from one source run to the next on a CPU
+            # (docs/benchmarks.md "Packaging": 7 source runs, 6 different heads), so the GPU build is not held to one run
+            echo "train, frozen: $(cd "$w/model-frozen" && ls ./*.safetensors) $(grep -o 'chose [^;]*' "$w/train-frozen.txt" | head -1)"
+            echo "train, source: $(cd "$w/model-source" && ls ./*.safetensors) $(grep -o 'chose [^;]*' "$w/train-source.txt" | head -1)"
+        fi
     else
         echo "train: skipped (../shared/data/comp5329 is not here)"
     fi
