@@ -298,9 +298,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from core.build_kind import describe_build
     from core.models.encoders import select_providers
     from core.tagging.classifier import Classifier
 
+    print(f"build: {describe_build()}")
     classifier = Classifier(args.model)
     info = classifier.info
     print(f"model {info.version} in {classifier.folder}")
@@ -321,6 +323,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _device_line() -> str:
+    from core.build_kind import CPU, build_kind
+
+    if build_kind() == CPU:
+        return "GPU: not used by the CPU build (heads and the captioner run and train on the CPU; the GPU build uses an NVIDIA GPU)"
     import torch
 
     if torch.cuda.is_available():

@@ -60,6 +60,13 @@ def _smoke_test_exit(app: QApplication) -> None:
     """`TAGLINE_SMOKE_SECONDS=N`: quit after N seconds (CI starts the frozen app this way)."""
     seconds = os.environ.get("TAGLINE_SMOKE_SECONDS")
     if seconds:
-        logging.getLogger(__name__).warning("window shown %.2f s after start; quitting in %s s",
-                                            time.perf_counter() - _STARTED, seconds)
+        import psutil
+
+        from core.build_kind import describe_build
+
+        # from the process's start too: a frozen bundle's loader and imports come before _STARTED
+        process_age = time.time() - psutil.Process().create_time()
+        logging.getLogger(__name__).warning("window shown %.2f s after start (%.2f s after the process started); %s; "
+                                            "quitting in %s s", time.perf_counter() - _STARTED, process_age,
+                                            describe_build(), seconds)
         QTimer.singleShot(int(float(seconds) * 1000), app.quit)

@@ -39,6 +39,15 @@ class RateMeter:
         return rate, eta
 
 
+def build_label() -> QLabel:
+    """Which build is running (CPU or GPU double-click build, or source), the details as a tip."""
+    from core.build_kind import CPU, GPU, build_kind, describe_build
+
+    label = QLabel({CPU: "CPU build", GPU: "GPU build"}.get(build_kind(), "source"))
+    label.setToolTip(describe_build())
+    return label
+
+
 class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,11 +60,12 @@ class StatusBar(QStatusBar):
         self.counts = QLabel()
         self.model = QLabel()
         self.device = QLabel("Device: not checked yet")
+        self.build = build_label()
         for widget in (self.job_label, self.bar, self.rate, self.cancel_button):
             self.addWidget(widget)
         for widget in (self.counts, self.model, self.device, self.job_label, self.rate):
             widget.setMinimumWidth(40)  # long texts are cut, not the window held wide (the tooltip has them)
-        for widget in (self.counts, self.model, self.device):
+        for widget in (self.counts, self.model, self.device, self.build):
             self.addPermanentWidget(widget)
         self._meter = RateMeter()
         self._handle: JobHandle | None = None

@@ -72,6 +72,14 @@ def _export_path(key: str) -> Path:
     return bundled if bundled.is_file() else cache_dir() / "onnx" / name
 
 
+def _export_needs_torch_models(key: str) -> None:
+    """Exporting a graph builds the encoder in torch with timm or transformers, which the CPU
+    build does not carry: it runs the graphs `make dist` shipped, and names the build that exports."""
+    from core.build_kind import require_gpu_build
+
+    require_gpu_build(f"The encoder {key} (its ONNX graph is not among those shipped, and exporting it needs timm or transformers)")
+
+
 def export_encoders(destination: Path) -> list[Path]:
     """Write the default encoders' ONNX graphs into `destination` (used by `make dist`)."""
     from core.models.registry import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER, image_spec, text_spec
@@ -106,6 +114,7 @@ def export_onnx(module: Any, args: tuple[Any, ...], path: Path, inputs: list[str
 def image_onnx_path(spec: ImageEncoderSpec) -> Path:
     path = _export_path(spec.key)
     if not path.exists():
+        _export_needs_torch_models(spec.key)
         import torch
 
         from core.models.torch_encoders import PooledFeatures
@@ -124,6 +133,7 @@ def region_key(spec: ImageEncoderSpec) -> str:
 def region_onnx_path(spec: ImageEncoderSpec) -> Path:
     path = _export_path(region_key(spec))
     if not path.exists():
+        _export_needs_torch_models(region_key(spec))
         import torch
 
         from core.models.torch_encoders import RegionFeatures
@@ -137,6 +147,7 @@ def region_onnx_path(spec: ImageEncoderSpec) -> Path:
 def text_onnx_path(spec: TextEncoderSpec) -> Path:
     path = _export_path(spec.key)
     if not path.exists():
+        _export_needs_torch_models(spec.key)
         import torch
 
         from core.models.torch_encoders import create_text_module

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.build_kind import require_gpu_build
 from core.errors import ModelError
 
 
@@ -145,6 +146,7 @@ def image_spec(name: str, base_dir: Path | None = None) -> ImageEncoderSpec:
     if name in _IMAGE:
         return _IMAGE[name]
     if name.startswith("timm:"):
+        require_gpu_build(f"The image encoder {name!r} (a timm backbone)")
         timm_name, _, weights = name[len("timm:"):].partition("@")
         path = Path(weights) if weights else None
         if path is not None and not path.is_absolute() and base_dir is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.build_kind import require_gpu_build
 from core.errors import ImageDecodeError, ModelError
 from core.learn.fusion_head import HeadConfig, create_head
 from core.learn.metrics import decide, samples_f1
@@ -146,6 +147,7 @@ def finetune(
     external_ids: dict[str, str] | None = None,
     cancel: CancelToken | None = None,
 ) -> Job[LearnResult]:
+    require_gpu_build("Fine-tuning the image backbone (train --finetune)")  # torchvision's augmentation, timm's backbone
     import torch
 
     from core.models.torch_encoders import PooledFeatures
