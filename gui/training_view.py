@@ -216,6 +216,12 @@ class TrainingView(QWidget):
             f"{kind or 'unscored'}: samples F1 {scores.get('samples_f1', float('nan')):.3f}{spread}, "
             f"micro F1 {scores.get('micro_f1', float('nan')):.3f}, macro F1 {scores.get('macro_f1', float('nan')):.3f}"
             + (f"<br>Too few photos to learn reliably: {', '.join(rare)}" if rare else ""))
+        if not self.chart.loss and self.chart.title.startswith(("Training", "Cross-validat")):
+            # a training without epoch curves (cross-validated, or a refined model) has ended
+            self.chart.title = (f"Done: {info.version}, {kind or 'unscored'} samples F1 "
+                                f"{scores.get('samples_f1', float('nan')):.3f}{spread}. Curves appear while a model "
+                                f"trains epoch by epoch.")
+            self.chart.update()
         rows = per_label_rows(info)
         self.table.setRowCount(len(rows))
         for r, (name, precision, recall, f1, support) in enumerate(rows):
