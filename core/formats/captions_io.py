@@ -293,7 +293,7 @@ def import_rows(
         if image_id is None:
             report.rejected.append((row.line, f"no image {row.image_id!r} in the folder"))
             continue
-        parsed = _row_decisions(row, label_map) if import_labels else {}
+        parsed = _row_decisions(row, label_map) if import_labels else None
         if isinstance(parsed, str):  # a rejected row imports nothing, its caption neither
             report.rejected.append((row.line, parsed))
             continue
