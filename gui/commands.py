@@ -26,6 +26,10 @@ class StoreCommand(QUndoCommand):
         super().__init__(text)
         self.project = project
 
+    def photos(self) -> list[int]:
+        """The photos this step changes, so the window can show them after an undo or redo."""
+        return []
+
     def _apply(self, change: Callable[[], None], direction: str) -> bool:
         try:
             change()
@@ -67,6 +71,9 @@ class LabelsCommand(StoreCommand):
             if reviewed:
                 self.project.write_reviewed(reviewed, present)
 
+    def photos(self) -> list[int]:
+        return list(dict.fromkeys(i for i, _, _ in self.new))
+
     def _holds(self, items: list[tuple[int, str, bool | None]]) -> bool:
         self.project.poll_external()
         decided = self.project.confirmations
@@ -90,6 +97,9 @@ class ReviewedCommand(StoreCommand):
         super().__init__(project, "mark reviewed" if reviewed else "mark unreviewed")
         self.reviewed = reviewed
         self.changed = [i for i in image_ids if (i in project.reviewed) != reviewed]
+
+    def photos(self) -> list[int]:
+        return list(self.changed)
 
     def redo(self) -> None:
         if self.changed:
@@ -119,6 +129,9 @@ class CaptionCommand(StoreCommand):
             return False
         self.new = other.new
         return True
+
+    def photos(self) -> list[int]:
+        return [self.image_id]
 
     def _holds(self, value: tuple[str, str] | None) -> bool:
         self.project.poll_external()

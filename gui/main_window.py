@@ -26,6 +26,7 @@ from core.errors import TaglineError
 from core.media.images import is_image_path
 from core.store.database import ProjectStore
 from gui import errors, review
+from gui.commands import StoreCommand
 from gui.detail import DetailPanel
 from gui.filter_bar import FilterBar
 from gui.gallery import GalleryModel, GalleryView, ViewFilter
@@ -49,13 +50,14 @@ VIEW_FILTER_KEY = "gui.view_filter"  # meta: the filter and sort the folder was 
 
 def photos_of(command: object) -> list[int]:
     """The photos an undo step changes (none for label-vocabulary steps)."""
-    if command is None:
-        return []
-    if hasattr(command, "image_id"):
-        return [command.image_id]
-    if hasattr(command, "new") and isinstance(command.new, list):
-        return [item[0] for item in command.new if isinstance(item, tuple)]
-    return list(getattr(command, "changed", []))
+    return command.photos() if isinstance(command, StoreCommand) else []
+
+
+def accept_without_moving(event: QDragEnterEvent | QDropEvent) -> None:
+    """The photos are opened where they are, never moved: say so to the file manager."""
+    event.setDropAction(Qt.DropAction.LinkAction if event.possibleActions() & Qt.DropAction.LinkAction
+                        else Qt.DropAction.CopyAction)
+    event.accept()
 
 
 def saved_filter(store: ProjectStore) -> ViewFilter:
@@ -354,19 +356,14 @@ class MainWindow(QMainWindow):
     # -- drag and drop --------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
-            # the photos are opened where they are, never moved: say so to the file manager
-            event.setDropAction(Qt.DropAction.LinkAction if event.possibleActions() & Qt.DropAction.LinkAction
-                                else Qt.DropAction.CopyAction)
-            event.accept()
+            accept_without_moving(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         folder = next((p for p in paths if p.is_dir()), None)
         image = next((p for p in paths if p.is_file() and is_image_path(p)), None)
         if folder is not None or image is not None:
-            event.setDropAction(Qt.DropAction.LinkAction if event.possibleActions() & Qt.DropAction.LinkAction
-                                else Qt.DropAction.CopyAction)
-            event.accept()
+            accept_without_moving(event)
         if folder is not None:
             self.open_folder(folder)
         elif image is not None:

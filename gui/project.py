@@ -184,26 +184,32 @@ class Project(QObject):
     def refresh_captions(self, image_ids: list[int]) -> None:
         """A caption batch just committed these images: re-read their captions only, not the
         whole snapshot (a reload per batch made captioning a large folder quadratic)."""
+        self._reread_captions(image_ids)
+        self.images_changed.emit(list(image_ids))
+
+    def _reread_captions(self, image_ids: list[int]) -> None:
         fresh = self.store.captions(image_ids)
         for image_id in image_ids:
             if image_id in fresh:
                 self.captions[image_id] = fresh[image_id]
             else:
                 self.captions.pop(image_id, None)
-        self.images_changed.emit(list(image_ids))
+
+    def _reread_predictions(self, image_ids: list[int]) -> None:
+        """The active model's predictions and guesses of these photos (gone ones removed)."""
+        predicted = self.store.predictions(self.model_key, image_ids)
+        guesses = self.store.guessed_labels(self.model_key, image_ids)
+        for image_id in image_ids:
+            self.predictions.pop(image_id, None)
+            self.guesses.pop(image_id, None)
+        self.predictions.update(predicted)
+        self.guesses.update(guesses)
 
     def refresh_predictions(self, image_ids: list[int]) -> None:
         """A classify batch just committed these images."""
         if not image_ids:
             return
-        predicted = self.store.predictions(self.model_key, image_ids)
-        for image_id in image_ids:
-            self.predictions.pop(image_id, None)
-        self.predictions.update(predicted)
-        fresh = self.store.guessed_labels(self.model_key, image_ids)
-        for image_id in image_ids:
-            self.guesses.pop(image_id, None)
-        self.guesses.update(fresh)
+        self._reread_predictions(image_ids)
         if len(self.labels) != len(self.store.labels()):
             self.reload_labels()
         self.images_changed.emit(list(image_ids))
@@ -252,22 +258,11 @@ class Project(QObject):
             touched.update(self.order)
         elif "prediction" in ids:
             chosen = sorted(ids["prediction"])
-            predicted = store.predictions(self.model_key, chosen)
-            guesses = store.guessed_labels(self.model_key, chosen)
-            for image_id in chosen:
-                self.predictions.pop(image_id, None)
-                self.guesses.pop(image_id, None)
-            self.predictions.update(predicted)
-            self.guesses.update(guesses)
+            self._reread_predictions(chosen)
             touched.update(chosen)
         if "caption" in ids:
             chosen = sorted(ids["caption"])
-            fresh = store.captions(chosen)
-            for image_id in chosen:
-                if image_id in fresh:
-                    self.captions[image_id] = fresh[image_id]
-                else:
-                    self.captions.pop(image_id, None)
+            self._reread_captions(chosen)
             touched.update(chosen)
         if "decision" in ids:
             chosen = sorted(ids["decision"])
