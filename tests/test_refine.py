@@ -189,3 +189,11 @@ def test_train_refines_the_bundled_model_then_learns_a_label_of_its_own(comp_sli
     predicted = Classifier(second).predict(np.zeros((1, 2560), np.float32), np.zeros((1, 384), np.float32),
                                            np.ones(1, np.float32), ["a dog running on the grass"])
     assert predicted.shape == (1, 19)
+    with ProjectStore(comp_slice) as store:  # the refinement with a label of its own in use, then a retrain
+        store.set_active_model(second)
+    third = tmp_path / "third"
+    assert main(["-q", "train", str(comp_slice), "--out", str(third), "--activate", "never"]) == 0
+    assert "as its own cross-validated score: it trained on all of them" in capsys.readouterr().out
+    reread = Classifier(third)  # reads back: the new label's thresholds are not added twice
+    assert reread.labels == [*bundled.labels, "grass"] and reread.info.metrics["refined"]["base"] == bundled.version
+    assert len(reread.info.generated_captions["thresholds"]) == len(reread.labels)

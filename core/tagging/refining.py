@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import TaglineError
-from core.learn.gate import Comparison, masked_scores
+from core.learn.gate import MIN_PHOTOS, Comparison, masked_scores
 from core.learn.metrics import decide, evaluate
 from core.learn.refine import BaseModel, Refined, refinable, refined_parts
 from core.learn.training import TrainingData
@@ -102,7 +102,9 @@ def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, d
              "rare_labels": [n for n, c in zip(new_labels, counts[len(base.labels):]) if c < 3]}
     generated = dict(base_info.generated_captions)
     if generated:
-        generated["thresholds"] = list(generated["thresholds"]) + [float(t) for t in refined.thresholds[len(base.labels):]]
+        # the base's own labels come first in both (a refined model's base: its first labels), then the new ones
+        generated["thresholds"] = (list(generated["thresholds"])[:len(base.labels)]
+                                   + [float(t) for t in refined.thresholds[len(base.labels):]])
     external = {**base_info.external_ids, **(external_ids or {})}
     return ClassifierInfo(
         version=version, labels=refined.labels, thresholds=[float(t) for t in refined.thresholds],
@@ -154,13 +156,17 @@ def compare_with_current(current: Classifier | None, data: TrainingData, decided
         return Comparison(score, spread, None, 0.0, len(rows), "could not be read")
     training = current.info.training if isinstance(current.info.training, dict) else {}
     seen = set(training.get("photos", []))
-    if not is_bundled(current) and "photos" not in training:  # made before models recorded their photos
+    unseen = np.array([photo_keys[r] not in seen for r in rows], bool)
+    if not is_bundled(current) and ("photos" not in training or unseen.sum() < MIN_PHOTOS):
+        # it trained on (nearly) every photo it could be scored on, or it predates recording them:
+        # its own score, taken as the new one's (out of fold or held out), stands in
         kind, scores = current.info.quality()
         score, spread = masked_scores(truth[rows], new, known[rows], folds)
+        why = "it predates recording its photos" if "photos" not in training else (
+            f"it trained on all but {int(unseen.sum())} of them" if unseen.any() else "it trained on all of them")
         return Comparison(score, spread, float(scores["samples_f1"]) if kind else None,
                           float(scores.get("samples_f1_spread", 0.0)), len(rows),
-                          f"as its own {kind or 'unknown'} score (it trained on the photos it could be scored on)")
-    unseen = np.array([photo_keys[r] not in seen for r in rows], bool)
+                          f"as its own {kind or 'unknown'} score: {why}")
     rows, new, folds = rows[unseen], new[unseen], folds[unseen]
     score, spread = masked_scores(truth[rows], new, known[rows], folds)
     if not len(rows):
