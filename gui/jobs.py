@@ -59,14 +59,17 @@ def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
     from core.jobs.train import TrainRequest
     from core.jobs.train import train_job as run
     from core.learn.training import TrainConfig
+    from core.models.retention import KEEP_NEWEST
 
     request = TrainRequest(out=out_dir, config=TrainConfig(max_epochs=epochs), prefer_gpu=prefer_gpu,
-                           image_encoder=image_encoder or None)
+                           image_encoder=image_encoder or None, keep_models=KEEP_NEWEST)
     outcome = yield from run(store, request, cancel)
+    removed = len(outcome.removed)
     if outcome.activated:
-        return outcome.result
+        return TakenModel(outcome.result.model_dir, outcome.result.info, removed)
     # kept as a candidate (core.learn.gate): hand back the model still in use, so the window keeps it
-    return KeptModel(outcome.current, model_summary(outcome.current), outcome.result.model_dir, outcome.verdict)
+    return KeptModel(outcome.current, model_summary(outcome.current), outcome.result.model_dir, outcome.verdict,
+                     removed)
 
 
 def device_job(prefer_gpu: bool, cancel: CancelToken) -> Generator[Progress, None, str]:
@@ -94,6 +97,17 @@ class KeptModel:
     info: Any
     candidate: Path
     verdict: str
+    removed: int = 0  # older models removed (core.models.retention)
+
+
+@dataclass
+class TakenModel:
+    """A retrain whose model is now the project's: where it is, its metadata, and how many older
+    models were removed to make room (core.models.retention)."""
+
+    model_dir: Path
+    info: Any
+    removed: int = 0
 
 
 def model_summary(model_dir: Path | None) -> Any:

@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
 from core.errors import TaglineError
+from core.models.retention import KEEP_NEWEST
 from core.progress import Progress
 from gui import errors
 from gui.export_dialog import ExportDialog
@@ -262,15 +263,18 @@ class JobsController(QObject):
     def _on_trained(self, automatic: bool, result: Any) -> None:
         """Train and automatic Retrain end alike (as "Use selected model" does): the new model is
         active and decides the photos again in the background, so the grid shows one model only."""
+        removed = (f"; {result.removed} older model{'s' if result.removed > 1 else ''} removed (the newest "
+                   f"{KEEP_NEWEST} and the one in use are kept)") if result.removed else ""
         if isinstance(result, KeptModel):  # not as good as the model in use: it stays, and the person is told why
             what = "Retrained on your decisions" if automatic else "Trained"
-            self._message(f"{what}; {result.verdict[:1].lower()}{result.verdict[1:]} (Training tab: use it anyway)")
+            self._message(f"{what}; {result.verdict[:1].lower()}{result.verdict[1:]} (Training tab: use it "
+                          f"anyway){removed}")
             self.show_active_model()
             return
         kind, scores = result.info.quality()
         score = f" ({kind} samples F1 {scores['samples_f1']:.3f})" if kind else ""
         what = "Retrained on your decisions" if automatic else "Trained"
-        self._message(f"{what}: model {result.info.version}{score} is active; deciding the photos again")
+        self._message(f"{what}: model {result.info.version}{score} is active; deciding the photos again{removed}")
         self.activate_model(result.model_dir)
 
     def export(self) -> JobHandle | None:

@@ -33,6 +33,7 @@ class TrainRequest:
     prefer_gpu: bool = True
     activate: str = "better"  # core.learn.gate.POLICIES: when at least as good, always, never
     refine: bool = True  # refine the model in use (or the bundled one) where it knows the project's labels
+    keep_models: int | None = None  # the app's models folder: keep this many of the newest (None: keep all)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class TrainOutcome:
     activated: bool = True  # the new model is now the project's
     verdict: str = ""  # why it was or was not taken, in words
     current: Path | None = None  # the model in use before (None: the bundled one)
+    removed: list[Path] = field(default_factory=list)  # older models removed (`keep_models`)
 
 
 def train_job(store: ProjectStore, request: TrainRequest, cancel: CancelToken | None = None) -> Job[TrainOutcome]:
@@ -78,4 +80,10 @@ def train_job(store: ProjectStore, request: TrainRequest, cancel: CancelToken | 
         verdict = decide_activation(result.comparison, request.activate)
     if verdict.activate:
         store.set_active_model(Path(result.model_dir).resolve())
-    return TrainOutcome(result, imported, verdict.activate, verdict.sentence, current)
+    removed = []
+    if request.keep_models is not None:
+        from core.models.retention import prune_models
+
+        removed = prune_models(Path(result.model_dir).parent, [Path(result.model_dir), current, store.active_model()],
+                               request.keep_models)
+    return TrainOutcome(result, imported, verdict.activate, verdict.sentence, current, removed)
