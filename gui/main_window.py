@@ -315,8 +315,9 @@ class MainWindow(QMainWindow):
         self.project.undo_stack.canUndoChanged.connect(self.a_undo.setEnabled)
         self.project.undo_stack.canRedoChanged.connect(self.a_redo.setEnabled)
         # the menu says what Ctrl+Z and Ctrl+Shift+Z will do ("Undo accept labels")
-        self.project.undo_stack.undoTextChanged.connect(lambda text: self.a_undo.setText(f"&Undo {text}".strip()))
-        self.project.undo_stack.redoTextChanged.connect(lambda text: self.a_redo.setText(f"&Redo {text}".strip()))
+        # (methods, not lambdas: Qt disconnects them when the window goes, before the stack does)
+        self.project.undo_stack.undoTextChanged.connect(self._show_undo_text)
+        self.project.undo_stack.redoTextChanged.connect(self._show_redo_text)
         self.a_undo.setEnabled(False)
         self.a_redo.setEnabled(False)
         self.settings.add_recent(folder)
@@ -519,6 +520,12 @@ class MainWindow(QMainWindow):
             self.restoreState(store.value("window/state"))
         if store.contains("window/splitter"):
             self.splitter.restoreState(store.value("window/splitter"))
+
+    def _show_undo_text(self, text: str) -> None:
+        self.a_undo.setText(f"&Undo {text}".strip())
+
+    def _show_redo_text(self, text: str) -> None:
+        self.a_redo.setText(f"&Redo {text}".strip())
 
     def closeEvent(self, event: QCloseEvent) -> None:
         store = qsettings()
