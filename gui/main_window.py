@@ -299,6 +299,7 @@ class MainWindow(QMainWindow):
         self.close_project()
         self.project = Project(store, self)
         self.a_fallback.setChecked(self.project.top1_fallback)
+        self.training.set_generated_captions(self.project.learns_generated_captions)
         view_filter = saved_filter(store)
         self.filter_bar.set_value(view_filter)
         self.jobs.seed_labels()
