@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
         self.detail = DetailPanel()
         self.detail.accepted.connect(self.accept_and_next)
         self.detail.left_caption.connect(self.focus_gallery)
+        self.detail.left_label_filter.connect(self.focus_gallery)
         self.view.typed.connect(self._search_typed)
         self.filter_bar.text.escaped.connect(self.focus_gallery)
         self.detail.threshold_changed.connect(self.view.viewport().update)
