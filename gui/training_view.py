@@ -192,9 +192,9 @@ class TrainingView(QWidget):
         self.train_button.clicked.connect(self.train_requested)
         self.generated_captions = QCheckBox("Learn from generated captions too")
         self.generated_captions.setToolTip(
-            "On: captions the captioner wrote train your model beside yours, and it weighs them against the photo "
-            "alone when it labels (measured: docs/benchmarks.md). Off: only the photos and the captions people "
-            "wrote. Kept for this folder.")
+            "On: captions the captioner wrote train your model beside people's, and it reads them when it labels "
+            "(measured on few photos: better than the photo alone; docs/benchmarks.md). Off: only the photos and "
+            "the captions people wrote. Kept for this folder.")
         self.generated_captions.setChecked(True)
         self.generated_captions.toggled.connect(self.generated_captions_changed)
         self.summary = QLabel()

@@ -44,7 +44,7 @@ def test_own_model_learns_from_generated_captions_and_reads_a_typed_one(comp_sli
     from core.models.model_files import read_info
     from core.progress import run_to_end
     from core.store.database import ProjectStore
-    from core.tagging.classifier import Classifier, classify_project
+    from core.tagging.classifier import OWN_GENERATED_WEIGHT, Classifier, classify_project
 
     own_label_folder(comp_slice)
     with_captions, photo_alone = tmp_path / "with", tmp_path / "alone"
@@ -55,7 +55,7 @@ def test_own_model_learns_from_generated_captions_and_reads_a_typed_one(comp_sli
     assert learnt.labels == ignored.labels == list(OWN)
     assert learnt.training["with_caption"] == 80 and ignored.training["with_caption"] == 0
     trust = learnt.generated_captions
-    assert trust["learnt"] and trust["weight"] == 0.25 and len(trust["thresholds"]) == 2 and trust["photos"] == 80
+    assert trust["learnt"] and trust["weight"] == OWN_GENERATED_WEIGHT and len(trust["thresholds"]) == 2 and trust["photos"] == 80
     assert not ignored.generated_captions
 
     # the kayak: a caption the person types later is read by the model that learnt captions

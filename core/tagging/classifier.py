@@ -167,10 +167,12 @@ def reads_generated(info: ClassifierInfo) -> bool:
 
 
 # How far a person's own model trusts a generated caption against the photo alone when it classifies:
-# p = w * p(photo + generated caption) + (1 - w) * p(photo alone). The bundled model's weight was chosen
-# on its validation photos (core.captions.caption_trust: 0.25); for own labels learnt from 10-200
-# photos, bench/bench_own_captions.py chose it on comp5329's validation part (docs/benchmarks.md).
-OWN_GENERATED_WEIGHT = 0.25
+# p = w * p(photo + generated caption) + (1 - w) * p(photo alone). The bundled model, trained on human
+# captions, trusts them 0.25 (core.captions.caption_trust); a model trained on the generated captions
+# themselves already learnt how far to trust them: on comp5329's validation part, own labels from 10-200
+# photos scored best fully trusting them, every weight below 1 lower (bench/bench_own_captions.py,
+# docs/benchmarks.md "Own labels with captions").
+OWN_GENERATED_WEIGHT = 1.0
 
 
 def generated_trust(thresholds: np.ndarray, photos: int, weight: float = OWN_GENERATED_WEIGHT) -> dict[str, object]:

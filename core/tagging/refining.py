@@ -110,7 +110,9 @@ def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, d
     if generated:
         generated["thresholds"] = list(generated["thresholds"])[:len(base.labels)] + \
             [float(t) for t in refined.thresholds[len(base.labels):]]
-    if generated_photos:  # it learnt from generated captions: it reads them, weighed as the old model weighs them
+    # it learnt from generated captions: it reads them, weighed as the old model weighs them (one weight a
+    # model: the new labels' heads, which learnt from them, get the old model's too)
+    if generated_photos:
         weight = trust_of(base_info) if base_info.generated_captions else OWN_GENERATED_WEIGHT
         generated = {**generated_trust(refined.thresholds, generated_photos, weight), **generated,
                      "learnt": True, "photos": generated_photos}
