@@ -223,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            caption_words=args.caption_words),
         split=SplitRule(holdout=args.holdout, validation=args.validation, seed=args.seed), force_split=args.split,
         finetune=args.finetune, finetune_epochs=args.finetune_epochs, prefer_gpu=not args.cpu,
-        activate=args.activate, refine=not args.from_scratch)
+        activate=args.activate, refine=not args.from_scratch, generated_captions=not args.no_generated_captions)
     outcome = drive(train_job(store, request, args.cancel), args.quiet)
     rejected = _report_import(args, _import_request(args, labels=True), outcome.imported)
     result = outcome.result
@@ -519,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--activate", choices=["better", "always", "never"], default="better",
                      help="make the new model the project's: when it scores at least as well as the current one on "
                           "your confirmed photos (default), always, or never (kept as a candidate)")
+    sub.add_argument("--no-generated-captions", action="store_true",
+                     help="learn from the photos and the captions people wrote only (default: captions a captioner "
+                          "wrote train too, and the model weighs them against the photo alone; docs/captioning.md)")
     sub.add_argument("--from-scratch", action="store_true",
                      help="learn from the confirmed photos alone instead of refining the model in use (or the bundled one)")
     sub.set_defaults(func=cmd_train)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import review
-from gui.filter_bar import is_escape
+from gui.filter_bar import SearchBox, is_escape
 from gui.label_list import LabelDelegate, LabelListModel
 from gui.project import Project
 from gui.thumbnails import PreviewLoader
@@ -80,6 +80,7 @@ class PreviewWidget(QWidget):
 class DetailPanel(QWidget):
     accepted = Signal()  # "accept and advance" pressed
     left_caption = Signal()  # Esc in the caption box: the gallery takes the keyboard again
+    left_label_filter = Signal()  # Esc in the label filter: cleared, and the gallery takes the keyboard
     threshold_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -106,6 +107,14 @@ class DetailPanel(QWidget):
         self.labels_view.setModel(self.labels_model)
         self.labels_view.setItemDelegate(LabelDelegate(self._threshold, self.labels_view))
         self.labels_view.setUniformItemSizes(True)
+        self.label_filter = SearchBox()  # Esc clears it and gives the keyboard back to the photos
+        self.label_filter.setPlaceholderText("Filter labels")
+        self.label_filter.setClearButtonEnabled(True)
+        self.label_filter.setToolTip("Type part of a label's name to narrow the list; Esc clears it and goes "
+                                     "back to the photos")
+        self.label_filter.textChanged.connect(self._filter_labels)
+        self.label_filter.escaped.connect(self._leave_label_filter)
+        self.labels_model.modelReset.connect(self._filter_labels)  # a new photo or label list: filtered the same
         self.accept_button = QPushButton("Accept and next  (Space)")
         self.accept_button.setToolTip("Confirm the labels as shown, mark the image reviewed, go to the next one")
         self.accept_button.clicked.connect(self.accepted)
@@ -141,6 +150,7 @@ class DetailPanel(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(QLabel("<b>Labels</b>"))
         layout.addWidget(legend)
+        layout.addWidget(self.label_filter)
         layout.addWidget(self.labels_view, 3)  # more labels in view on a laptop (6 of 18 at 1366x700)
         layout.addLayout(threshold_row)
         layout.addWidget(self.accept_button)
@@ -218,6 +228,17 @@ class DetailPanel(QWidget):
     def _toggle(self, name: str, checked: bool) -> None:
         if self.project is not None:
             review.set_label(self.project, self.image_ids, name, checked)
+
+    def _filter_labels(self) -> None:
+        """Hide the labels whose name does not hold the typed text (rows stay where they are, so
+        a toggle still reaches the label it shows)."""
+        wanted = self.label_filter.text().strip().casefold()
+        for row, state in enumerate(self.labels_model.states()):
+            self.labels_view.setRowHidden(row, bool(wanted) and wanted not in state.name.casefold())
+
+    def _leave_label_filter(self) -> None:
+        self.label_filter.clear()
+        self.left_label_filter.emit()
 
     def _threshold(self) -> float | None:
         return self.project.threshold if self.project is not None else None

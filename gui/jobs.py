@@ -53,16 +53,18 @@ def caption_job(store: ProjectStore, batch_size: int, prefer_gpu: bool,
 
 
 def train_job(store: ProjectStore, out_dir: Path, epochs: int, prefer_gpu: bool,
-              cancel: CancelToken, image_encoder: str | None = None) -> Generator[Progress, None, Any]:
+              cancel: CancelToken, image_encoder: str | None = None,
+              generated_captions: bool = True) -> Generator[Progress, None, Any]:
     """Learn from confirmed labels with the bundled model's encoders and label ids (or the image
-    encoder chosen in the Model menu)."""
+    encoder chosen in the Model menu); `generated_captions`: the folder's switch."""
     from core.jobs.train import TrainRequest
     from core.jobs.train import train_job as run
     from core.learn.training import TrainConfig
     from core.models.retention import KEEP_NEWEST
 
     request = TrainRequest(out=out_dir, config=TrainConfig(max_epochs=epochs), prefer_gpu=prefer_gpu,
-                           image_encoder=image_encoder or None, keep_models=KEEP_NEWEST)
+                           image_encoder=image_encoder or None, keep_models=KEEP_NEWEST,
+                           generated_captions=generated_captions)
     outcome = yield from run(store, request, cancel)
     removed = len(outcome.removed)
     if outcome.activated:

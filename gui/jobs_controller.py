@@ -30,6 +30,7 @@ from gui.jobs import (
     train_job,
 )
 from gui.label_editor import LabelEditor
+from gui.training_view import ModelEntry, model_entry
 from gui.worker import JobFactory, JobHandle, JobQueue
 
 
@@ -84,6 +85,7 @@ class JobsController(QObject):
         self._problems_shown: set[str] = set()  # unreadable paths the last scan listed
         window.training.train_requested.connect(self.train)
         window.training.activate_requested.connect(self.activate_model)
+        window.training.generated_captions_changed.connect(self._set_generated_captions)
 
     def _submit(self, name: str, factory: JobFactory) -> JobHandle:
         handle = self.queue.submit(name, factory)
@@ -240,7 +242,8 @@ class JobsController(QObject):
         self.decided_since_training = 0
         self.training_running = True
         handle = self._submit("training", partial(train_job, project.store, out_dir, settings.train_epochs,
-                                                  settings.prefer_gpu, image_encoder=settings.train_image_encoder))
+                                                  settings.prefer_gpu, image_encoder=settings.train_image_encoder,
+                                                  generated_captions=project.learns_generated_captions))
         if not automatic:
             self.window.tabs.setCurrentWidget(self.window.training)
         self.window.training.start_training()
@@ -310,7 +313,7 @@ class JobsController(QObject):
         self.window.status.set_device(device)
 
     # -- models ---------------------------------------------------------------------------
-    def model_versions(self) -> list[tuple[str, Path | None, tuple[str, float] | None]]:
+    def model_versions(self) -> list[ModelEntry]:
         project = self.window.project
         folders: list[Path | None] = [None]
         if project is not None and project.models_dir().is_dir():
@@ -321,8 +324,7 @@ class JobsController(QObject):
                 info = model_summary(folder)
             except TaglineError:
                 continue
-            kind, scores = info.quality()
-            versions.append((info.version, folder, (kind, scores["micro_f1"]) if kind else None))
+            versions.append(model_entry(info, folder))
         return versions
 
     def show_active_model(self) -> None:
@@ -360,6 +362,14 @@ class JobsController(QObject):
             self.window.project.set_active_model(folder)
             self.show_active_model()
             self.classify()
+
+    def _set_generated_captions(self, enabled: bool) -> None:
+        """The folder's switch: kept in its store, used by the next training (manual or automatic)."""
+        project = self.window.project
+        if project is not None:
+            project.learns_generated_captions = enabled
+            self._message("The next training learns from generated captions too" if enabled
+                          else "The next training leaves generated captions out")
 
     def edit_labels(self) -> None:
         if self.window.project is not None:

@@ -39,6 +39,7 @@ class LabelState:
 
 _NONE: dict = {}  # read-only stand-in for a photo without predictions or decisions
 FALLBACK_KEY = "gui.top1_fallback"  # meta: the guess setting of this folder
+GENERATED_CAPTIONS_KEY = "gui.train_generated_captions"  # meta: whether this folder's models learn from them
 POLL_MS = 500  # how often the store is asked whether another process wrote to it
 FIRST_PAGE = 5_000  # more than any screen shows
 PAGE = 5_000  # about 25 ms of the event loop each (20,000 took 90 ms: a stall while scrolling)
@@ -383,6 +384,16 @@ class Project(QObject):
     @top1_fallback.setter
     def top1_fallback(self, enabled: bool) -> None:
         self.store.set_meta(FALLBACK_KEY, "1" if enabled else "0")
+
+    @property
+    def learns_generated_captions(self) -> bool:
+        """Whether the models trained here read the captions a captioner wrote (weighed against
+        the photo alone): on unless the person turned it off for this folder."""
+        return self.store.get_meta(GENERATED_CAPTIONS_KEY) != "0"
+
+    @learns_generated_captions.setter
+    def learns_generated_captions(self, enabled: bool) -> None:
+        self.store.set_meta(GENERATED_CAPTIONS_KEY, "1" if enabled else "0")
 
     def get_active_model(self) -> Path | None:
         return self.store.active_model()

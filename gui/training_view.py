@@ -4,6 +4,8 @@ not taken (core.learn.gate), and the bundled model back in one step."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -119,6 +122,56 @@ def retrain_verdict(folder: Path, active: Path | None) -> str:
     return f"Latest retrain: {sentence[:1].upper()}{sentence[1:]}"
 
 
+@dataclass(frozen=True)
+class ModelEntry:
+    """One line of the model list, in what a person recognises: when it was made, what kind of
+    model it is, its score, and (in the tooltip) the id the status bar shows and its folder."""
+
+    version: str  # the id (status bar, model.json)
+    folder: Path | None  # None: the bundled model
+    made: str  # local time it was made, "2026-12-05 08:58"
+    kind: str
+    score: tuple[str, float] | None  # (how it was scored, samples F1)
+
+    def text(self, active: bool) -> str:
+        scored = f"{self.score[0]} samples F1 {self.score[1]:.3f}" if self.score else "unscored"
+        return " · ".join(p for p in (self.made, self.kind, scored, "● in use" if active else "") if p)
+
+    def tooltip(self) -> str:
+        return f"Model id {self.version}\nFolder: {self.folder}" if self.folder else \
+            f"Model id {self.version}\nThe model that came with Tagline"
+
+
+def model_entry(info: Any, folder: Path | None) -> ModelEntry:
+    """The list's line for a model: made when its folder says (trained folders are named by the
+    local time), else when its model.json says; its kind from how it was trained."""
+    made = ""
+    try:
+        made = datetime.strptime(folder.name, "%Y%m%d-%H%M%S").strftime("%Y-%m-%d %H:%M") if folder else ""
+    except ValueError:
+        pass
+    created = info.training.get("created") if isinstance(info.training, dict) else None
+    if not made and isinstance(created, str):
+        try:
+            made = datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            made = ""
+    head = info.head if isinstance(info.head, dict) else {}
+    if folder is None:
+        kind = "bundled"
+    elif head.get("kind") == "refined":
+        kind = "refined bundled model" if "refined" in info.metrics and info.metrics["refined"].get("base") else "refined"
+    elif "cross_validation" in info.metrics:
+        kind = "learnt from your photos"
+    else:
+        kind = "trained on a split"
+    if info.generated_captions.get("learnt"):
+        kind += ", reads generated captions"
+    quality, scores = info.quality()
+    return ModelEntry(info.version, folder, made or info.version, kind,
+                      (quality, float(scores["samples_f1"])) if quality else None)
+
+
 def per_label_rows(info: Any) -> list[tuple[str, float, float, float, int]]:
     """(label, precision, recall, F1, support) from a model's held-out (or cross-validated) metrics."""
     metrics = info.quality()[1] if info is not None else {}
@@ -130,12 +183,20 @@ def per_label_rows(info: Any) -> list[tuple[str, float, float, float, int]]:
 class TrainingView(QWidget):
     train_requested = Signal()
     activate_requested = Signal(object)  # Path of the model folder, or None for the bundled one
+    generated_captions_changed = Signal(bool)  # the folder's switch: models learn from generated captions
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.chart = CurveChart()
         self.train_button = QPushButton("Train from confirmed labels")
         self.train_button.clicked.connect(self.train_requested)
+        self.generated_captions = QCheckBox("Learn from generated captions too")
+        self.generated_captions.setToolTip(
+            "On: captions the captioner wrote train your model beside people's, and it reads them when it labels "
+            "(measured on few photos: better than the photo alone; docs/benchmarks.md). Off: only the photos and "
+            "the captions people wrote. Kept for this folder.")
+        self.generated_captions.setChecked(True)
+        self.generated_captions.toggled.connect(self.generated_captions_changed)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, 5)
@@ -158,6 +219,7 @@ class TrainingView(QWidget):
         self.verdict.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
+        buttons.addWidget(self.generated_captions)
         buttons.addStretch(1)
         buttons.addWidget(self.activate_button)
         buttons.addWidget(self.bundled_button)
@@ -190,21 +252,28 @@ class TrainingView(QWidget):
         self.chart.title = f"Training: model {int(extra.get('member', 0)) + 1}, epoch {extra.get('epoch')}"
         self.chart.add_point(float(extra["train_loss"]), float(extra["val_samples_f1"]))
 
-    def set_versions(self, versions: list[tuple[str, Path | None, tuple[str, float] | None]], active: Path | None) -> None:
-        """(version, folder or None for the bundled one, held-out micro F1)."""
+    def set_generated_captions(self, enabled: bool) -> None:
+        """Show the open folder's switch without telling anyone it changed."""
+        self.generated_captions.blockSignals(True)
+        self.generated_captions.setChecked(enabled)
+        self.generated_captions.blockSignals(False)
+
+    def set_versions(self, versions: list[ModelEntry], active: Path | None) -> None:
+        """The bundled model and the folder's models, oldest first, the one in use marked."""
         self.versions.clear()
-        in_use = next((v for v, folder, _ in versions if folder == active), None)
-        self.in_use.setText(f"<b>In use:</b> {in_use or 'unknown'}{' (bundled)' if active is None else ''}")
+        in_use = next((e for e in versions if e.folder == active), None)
+        self.in_use.setText("<b>In use:</b> " + (f"{in_use.made} · {in_use.kind} (id {in_use.version})"
+                                                 if in_use else "unknown"))
+        self.in_use.setToolTip(in_use.tooltip() if in_use else "")
         self.bundled_button.setEnabled(active is not None)
-        trained = [folder for _, folder, _ in versions if folder is not None]
+        trained = [e.folder for e in versions if e.folder is not None]
         self.verdict.setText(retrain_verdict(trained[-1], active) if trained else "")
-        for version, folder, score in versions:
-            mark = "  ● active" if folder == active else ""
-            scored = f"  {score[0]} micro F1 {score[1]:.3f}" if score is not None else ""
-            item = QListWidgetItem(f"{version}{'  (bundled)' if folder is None else ''}{scored}{mark}")
-            item.setData(Qt.ItemDataRole.UserRole, str(folder) if folder else "")  # never None (PySide6 6.12)
+        for entry in versions:
+            item = QListWidgetItem(entry.text(entry.folder == active))
+            item.setToolTip(entry.tooltip())
+            item.setData(Qt.ItemDataRole.UserRole, str(entry.folder) if entry.folder else "")  # never None (PySide6 6.12)
             self.versions.addItem(item)
-            if folder == active:
+            if entry.folder == active:
                 self.versions.setCurrentItem(item)
 
     def show_model(self, info: Any) -> None:

@@ -106,3 +106,47 @@ def test_undo_says_what_it_undoes_shows_the_photo_and_a_reload_keeps_the_selecti
     assert window.a_redo.text() == "&Redo add cup"
     project.reload()  # what captioning or a rescan ends with
     assert window.selected_ids() == [ids["coffee.jpg"]]
+
+
+def test_the_label_list_filters_as_typed_and_esc_clears_it_and_returns_to_the_photos(qtbot, window, sample_folder):
+    project = open_window(qtbot, window, sample_folder)
+    window.activateWindow()
+    detail, names = window.detail, project.label_names()
+    assert len(names) >= 3
+    box = detail.label_filter
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    before = project.store.confirmations()
+    type_text(qtbot, "CA")  # a label's key typed in the box narrows the list, it never toggles a label
+    shown = [detail.labels_model.states()[r].name for r in range(detail.labels_model.rowCount())
+             if not detail.labels_view.isRowHidden(r)]
+    assert shown == [n for n in names if "ca" in n.lower()] and "cat" in shown and "person" not in shown
+    assert project.store.confirmations() == before and box.text() == "CA"
+    window.select_row(1)  # another photo: the list stays filtered
+    assert [r for r in range(detail.labels_model.rowCount()) if not detail.labels_view.isRowHidden(r)] == \
+        [names.index(n) for n in shown]
+    box.setFocus()
+    qtbot.keyClick(box, Qt.Key.Key_Escape)
+    assert box.text() == "" and window.view.hasFocus()
+    assert not any(detail.labels_view.isRowHidden(r) for r in range(detail.labels_model.rowCount()))
+    on = window.selected_ids()
+    type_text(qtbot, "j")  # the photos have the keyboard again: J moves on
+    assert window.selected_ids() != on and box.text() == ""
+
+
+def test_the_training_tab_switch_for_generated_captions_is_kept_per_folder(qtbot, window, sample_folder, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(sample_folder, other)
+    project = open_window(qtbot, window, sample_folder)
+    switch = window.training.generated_captions
+    assert switch.isChecked() and project.learns_generated_captions  # the measured default
+    switch.click()
+    assert not project.learns_generated_captions
+    window.open_folder(other)  # another folder has its own setting
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
+    assert switch.isChecked() and window.project.learns_generated_captions
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
+    assert not switch.isChecked() and not window.project.learns_generated_captions

@@ -153,12 +153,18 @@ def classify_on_ray(store: ProjectStore, classifier: Classifier | None = None, a
     `workers` actors (default: one per CPU the cluster has) that load `classifier`'s folder
     (the bundled model when None) with its fallback setting; committed as batches arrive."""
     from core.models.embedding import caption_key
-    from core.tagging.classifier import Classifier, classification_captions, records_to_classify, save_predictions
+    from core.tagging.classifier import (
+        Classifier,
+        classification_captions,
+        reads_generated,
+        records_to_classify,
+        save_predictions,
+    )
 
     started = time.perf_counter()
     classifier = classifier or Classifier()
     encoders = classifier.encoders(prefer_gpu=prefer_gpu)
-    captions = classification_captions(store)
+    captions = classification_captions(store, reads_generated(classifier.info))
     records, current = records_to_classify(store, classifier, captions, redo)
     report = RayClassifyReport(already_done=len(current) - len(records))
     yield Progress("classify", 0, len(records), message="starting Ray")

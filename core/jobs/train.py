@@ -34,6 +34,9 @@ class TrainRequest:
     activate: str = "better"  # core.learn.gate.POLICIES: when at least as good, always, never
     refine: bool = True  # refine the model in use (or the bundled one) where it knows the project's labels
     keep_models: int | None = None  # the app's models folder: keep this many of the newest (None: keep all)
+    # captions a captioner wrote train the caption side too, and the model weighs them against the photo
+    # alone when it classifies (measured: docs/benchmarks.md, "Own labels with captions")
+    generated_captions: bool = True
 
 
 @dataclass
@@ -72,7 +75,8 @@ def train_job(store: ProjectStore, request: TrainRequest, cancel: CancelToken | 
         result = yield from finetune(store, request.out, encoders, request.split, tune, request.config, external, cancel)
     else:
         result = yield from learn(store, request.out, encoders, request.split, request.config, external, cancel,
-                                  force_split=request.force_split, current=current, refine_current=request.refine)
+                                  force_split=request.force_split, current=current, refine_current=request.refine,
+                                  generated_captions=request.generated_captions)
     if result.comparison is None:  # nothing to compare with (a fine-tuned backbone): taken unless asked not to
         verdict = Verdict(request.activate != "never", "the new model is now in use" if request.activate != "never"
                           else "kept the current model as asked")

@@ -63,11 +63,21 @@ class BaseModel:
     top1_fallback: bool
     loss: str = "asymmetric"  # the loss it was trained with
     version: str = ""
+    generated_weight: float = 1.0  # how far it trusts a generated caption against the photo alone (1: as typed)
 
-    def probabilities(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray) -> np.ndarray:
-        """The old model's probabilities; `text` may carry columns after the sentence embedding."""
+    def probabilities(self, image: np.ndarray, text: np.ndarray, has_caption: np.ndarray,
+                      generated: np.ndarray | None = None) -> np.ndarray:
+        """The old model's probabilities; `text` may carry columns after the sentence embedding.
+        Rows whose caption a captioner wrote are weighed against the photo alone, as the old
+        model does when it classifies them (`core.tagging.classifier.Classifier.predict`)."""
         sentence = HeadConfig(**self.members[0]["head"]).sentence_dim()
-        return predict_heads(self.heads, image, text[:, :sentence], has_caption)
+        probabilities = predict_heads(self.heads, image, text[:, :sentence], has_caption)
+        rows = np.zeros(len(image), bool) if generated is None else np.asarray(generated, bool)
+        if rows.any() and self.generated_weight < 1:
+            alone = predict_heads(self.heads, image[rows], np.zeros_like(text[rows, :sentence]),
+                                  np.zeros(int(rows.sum()), np.float32))
+            probabilities[rows] = self.generated_weight * probabilities[rows] + (1 - self.generated_weight) * alone
+        return probabilities
 
     def row_thresholds(self, has_caption: np.ndarray) -> np.ndarray:
         return thresholds_by_row(self.thresholds, self.no_caption, has_caption)
@@ -222,11 +232,12 @@ class Refined:
 
 def refine(data: TrainingData, base: BaseModel, decided: np.ndarray | None = None, seed: int = 0,
            cancel: CancelToken | None = None, candidates: tuple[Correction, ...] = CORRECTIONS,
-           margin: float = MARGIN) -> Job[Refined]:
+           margin: float = MARGIN, generated: np.ndarray | None = None) -> Job[Refined]:
     """The old model corrected on the photos decided for its labels, and the labels it does not
     know learnt from the photos decided for them. `data` holds the project's labels (sentence
     embedding only on the caption side; `label_text` the names embedded); `decided` marks which
-    cells the person decided (all of them when None)."""
+    cells the person decided (all of them when None); `generated` the rows whose caption a captioner
+    wrote (the old model weighs them as it does when classifying; the new labels learn from them)."""
     decided = np.ones(data.targets.shape, bool) if decided is None else decided.astype(bool)
     column = {name: j for j, name in enumerate(data.labels)}
     # a label the old model does not know is learnt where the person decided it on two photos or more
@@ -243,7 +254,7 @@ def refine(data: TrainingData, base: BaseModel, decided: np.ndarray | None = Non
             known[:, j] = decided[:, column[name]]
     base_rows = np.flatnonzero(known.any(axis=1))
     yield Progress("refine", 0, 2, message=f"correcting model {base.version or 'in use'} on {len(base_rows)} photos")
-    probabilities = base.probabilities(data.image, data.text, data.has_caption)
+    probabilities = base.probabilities(data.image, data.text, data.has_caption, generated)
     z = logits_of(probabilities)
     with one_thread():
         choice = choose_correction(base, z[base_rows], data, base_rows, targets[base_rows], known[base_rows],

@@ -150,14 +150,36 @@ class ClassifyReport:
 
 
 def classification_captions(store: ProjectStore, use_generated: bool = False) -> dict[int, tuple[str, str]]:
-    """Captions the classifier reads. Generated captions are left out by default: read like a
-    person's caption they lower held-out samples F1 below the photo alone, and even weighed
-    against the photo alone (`Classifier.predict`, `generated`) they add only 0.3 points
-    (docs/captioning.md); they restate the same image features, so they never train a model."""
+    """Captions the classifier reads. Generated captions are left out unless asked for, or unless
+    the model learnt from them (`reads_generated`): read like a person's caption they lower the
+    bundled model's held-out samples F1 below the photo alone, and even weighed against the photo
+    alone (`Classifier.predict`, `generated`) they add only 0.3 points (docs/captioning.md)."""
     captions = store.captions()
     if use_generated:
         return captions
     return {i: c for i, c in captions.items() if c[1] != "generated"}
+
+
+def reads_generated(info: ClassifierInfo) -> bool:
+    """A model trained on generated captions reads them when it classifies (weighed against the
+    photo alone as its `generated_captions` says): it was chosen for a folder that has them."""
+    return bool(info.generated_captions.get("learnt"))
+
+
+# How far a person's own model trusts a generated caption against the photo alone when it classifies:
+# p = w * p(photo + generated caption) + (1 - w) * p(photo alone). The bundled model, trained on human
+# captions, trusts them 0.25 (core.captions.caption_trust); a model trained on the generated captions
+# themselves already learnt how far to trust them: on comp5329's validation part, own labels from 10-200
+# photos scored best fully trusting them, every weight below 1 lower (bench/bench_own_captions.py,
+# docs/benchmarks.md "Own labels with captions").
+OWN_GENERATED_WEIGHT = 1.0
+
+
+def generated_trust(thresholds: np.ndarray, photos: int, weight: float = OWN_GENERATED_WEIGHT) -> dict[str, object]:
+    """model.json's `generated_captions` for a model that learnt from generated captions: it reads
+    them when it classifies (`learnt`), weighed by `weight`, at its own thresholds."""
+    return {"weight": weight, "thresholds": [round(float(t), 4) for t in thresholds], "learnt": True,
+            "photos": photos, "chosen": "bench/bench_own_captions.py on comp5329 validation (docs/benchmarks.md)"}
 
 
 def inputs_key(digest: str | None, caption: str | None) -> str:
@@ -198,7 +220,7 @@ def classify_project(
     """
     started = time.perf_counter()
     encoders = encoders or classifier.encoders()
-    captions = classification_captions(store, use_generated_captions)
+    captions = classification_captions(store, use_generated_captions or reads_generated(classifier.info))
     records, current = records_to_classify(store, classifier, captions, redo)
     report = ClassifyReport(already_done=len(current) - len(records))
     total = len(records)

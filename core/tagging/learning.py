@@ -25,7 +25,7 @@ from core.models.embedding import Encoders, iter_embedded_batches
 from core.models.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
-from core.tagging.classifier import classification_captions
+from core.tagging.classifier import classification_captions, generated_trust
 from core.tagging.refining import compare_with_current, current_model, refine_base, refined_info, short_digest
 
 
@@ -68,9 +68,10 @@ def embed_label_names(encoders: Encoders, names: list[str]) -> np.ndarray:
 
 def collect_training_data(
     store: ProjectStore, encoders: Encoders, labels: list[str] | None = None,
-    batch_size: int = 64, cancel: CancelToken | None = None,
+    batch_size: int = 64, cancel: CancelToken | None = None, use_generated: bool = False,
 ) -> Job[tuple[TrainingData, list[str]]]:
-    """Embeddings and targets of every image a person decided on (all-absent counts too)."""
+    """Embeddings and targets of every image a person decided on (all-absent counts too); with
+    `use_generated`, captions a captioner wrote are read beside the person's."""
     confirmed = store.confirmations()
     names = labels or [lab.name for lab in store.labels()]
     records = [r for r in store.images() if r.id in confirmed]
@@ -78,7 +79,7 @@ def collect_training_data(
         raise TaglineError("no image has a confirmed label yet: import labels or confirm some first")
     parts: list[tuple[int, np.ndarray, np.ndarray, float]] = []
     failures = 0
-    captions = classification_captions(store)
+    captions = classification_captions(store, use_generated)
     for batch in iter_embedded_batches(store, encoders, records, batch_size, cancel, captions):
         failures += len(batch.failures)
         parts.extend(zip(batch.image_ids, batch.image_vectors, batch.text_vectors, batch.has_caption))
@@ -108,6 +109,7 @@ def learn(
     force_split: bool = False,
     current: Path | None = None,
     refine_current: bool = True,
+    generated_captions: bool = False,
 ) -> Job[LearnResult]:
     """Train, choose thresholds, score, save a version. Under `CV_LIMIT` labelled photos, when the
     model in use (`current`, None: the bundled one) or the bundled one knows some of the project's
@@ -119,9 +121,14 @@ def learn(
 
     `image_encoder_name` overrides the name written to model.json (a fine-tuned backbone is
     named relative to the model folder so the folder can be moved).
+
+    With `generated_captions`, captions a captioner wrote train the caption side too, and the
+    model weighs them against the photo alone when it classifies (`generated_trust`).
     """
-    data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel)
+    data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel, use_generated=generated_captions)
     records = {r.relpath: r for r in store.images()}
+    sources = store.captions() if generated_captions else {}
+    generated = np.array([sources.get(records[p].id, ("", ""))[1] == "generated" for p in relpaths], bool)
     confirmed = store.confirmations()
     decided = np.array([[n in confirmed.get(records[p].id, {}) for n in data.labels] for p in relpaths], bool)
     photo_keys = [short_digest(records[p].digest or p) for p in relpaths]
@@ -129,15 +136,16 @@ def learn(
     few = len(relpaths) < CV_LIMIT and not force_split
     base = refine_base(now, encoders, data.labels) if few and refine_current else None
     if base is not None:
-        refined = yield from refine(data, base[0], decided, seed=split.seed, cancel=cancel)
+        refined = yield from refine(data, base[0], decided, seed=split.seed, cancel=cancel, generated=generated)
         tensors, _ = ensemble_tensors([refined.head])
         version = _version(tensors)
         folds = refined.fold_of
         info = refined_info(refined, base[0], base[1], data, decided, encoders, image_encoder_name, external_ids,
-                            sorted(set(photo_keys)), split.seed, version, folds)
+                            sorted(set(photo_keys)), split.seed, version, folds, int(generated.sum()))
         rows = np.flatnonzero(np.isfinite(refined.oof).any(axis=1))  # cells never decided are NaN and count neither way
         predicted = decide(np.nan_to_num(refined.oof[rows]), refined.thresholds, refined.top1_fallback)
-        comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys)
+        comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys,
+                                          generated)
         info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
         save_classifier(out_dir, info, tensors)
         yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
@@ -192,7 +200,9 @@ def learn(
             "photos": sorted({photo_keys[i] for i in train_idx} | {photo_keys[i] for i in val_idx}),
         },
     )
-    comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys)
+    if generated.any():
+        info.generated_captions = generated_trust(info.decision_thresholds(), int(generated.sum()))
+    comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys, generated)
     info.metrics["comparison"] = comparison.as_dict()
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")

@@ -16,7 +16,7 @@ from core.learn.refine import BaseModel, Refined, refinable, refined_parts
 from core.learn.training import TrainingData
 from core.models.embedding import Encoders
 from core.models.model_files import ClassifierInfo, default_model_dir
-from core.tagging.classifier import Classifier
+from core.tagging.classifier import OWN_GENERATED_WEIGHT, Classifier, generated_trust, reads_generated
 
 
 def short_digest(key: str) -> str:
@@ -52,7 +52,7 @@ def base_of(classifier: Classifier) -> BaseModel | None:
         count = len(record["base_labels"])
         return BaseModel(heads, members, list(record["base_labels"]), np.asarray(info.thresholds[:count], np.float32),
                          np.asarray(record["base_no_caption"], np.float32), bool(record["base_fallback"]),
-                         str(record["base_loss"]), str(record["base"]))
+                         str(record["base_loss"]), str(record["base"]), trust_of(info))
     members = info.members or [{"head": info.head, "weight": 1.0}] * info.ensemble
     if not refinable([m["head"] for m in members]):
         return None
@@ -60,7 +60,13 @@ def base_of(classifier: Classifier) -> BaseModel | None:
     no_caption = info.no_caption_thresholds or list(info.decision_thresholds())
     return BaseModel(classifier.heads, [dict(m) for m in members], list(info.labels), info.decision_thresholds(),
                      np.asarray(no_caption, np.float32), info.top1_fallback,
-                     str(config.get("loss", "asymmetric")) if isinstance(config, dict) else "asymmetric", info.version)
+                     str(config.get("loss", "asymmetric")) if isinstance(config, dict) else "asymmetric", info.version,
+                     trust_of(info))
+
+
+def trust_of(info: ClassifierInfo) -> float:
+    """The weight a model gives a generated caption against the photo alone (1: read as typed)."""
+    return float(info.generated_captions["weight"]) if info.generated_captions else 1.0
 
 
 def refine_base(current: Classifier | None, encoders: Encoders, labels: list[str]) -> tuple[BaseModel, ClassifierInfo] | None:
@@ -81,7 +87,7 @@ def refine_base(current: Classifier | None, encoders: Encoders, labels: list[str
 def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, data: TrainingData,
                  decided: np.ndarray, encoders: Encoders, image_encoder_name: str | None,
                  external_ids: dict[str, str] | None, photos: list[str], seed: int, version: str,
-                 folds: np.ndarray) -> ClassifierInfo:
+                 folds: np.ndarray, generated_photos: int = 0) -> ClassifierInfo:
     """model.json of a refined model: the old model's thresholds for its labels, the ladder's for
     the new ones, and the out-of-fold report the person sees."""
     truth, known, rows = aligned_truth(data, decided, refined.labels)
@@ -105,6 +111,12 @@ def refined_info(refined: Refined, base: BaseModel, base_info: ClassifierInfo, d
         # the base's own labels come first in both (a refined model's base: its first labels), then the new ones
         generated["thresholds"] = (list(generated["thresholds"])[:len(base.labels)]
                                    + [float(t) for t in refined.thresholds[len(base.labels):]])
+    # it learnt from generated captions: it reads them, weighed as the old model weighs them (one weight a
+    # model: the new labels' heads, which learnt from them, get the old model's too)
+    if generated_photos:
+        weight = trust_of(base_info) if base_info.generated_captions else OWN_GENERATED_WEIGHT
+        generated = {**generated_trust(refined.thresholds, generated_photos, weight), **generated,
+                     "learnt": True, "photos": generated_photos}
     external = {**base_info.external_ids, **(external_ids or {})}
     return ClassifierInfo(
         version=version, labels=refined.labels, thresholds=[float(t) for t in refined.thresholds],
@@ -142,9 +154,11 @@ def aligned_truth(data: TrainingData, decided: np.ndarray, labels: list[str]) ->
 
 def compare_with_current(current: Classifier | None, data: TrainingData, decided: np.ndarray, rows: np.ndarray,
                          predicted: np.ndarray, labels: list[str], folds: np.ndarray,
-                         photo_keys: list[str]) -> Comparison:
+                         photo_keys: list[str], generated: np.ndarray | None = None) -> Comparison:
     """The new model's out-of-fold decisions on `rows` (in `labels`) against the model in use on
-    the same photos, those it never trained on; both over the project's decided labels."""
+    the same photos, those it never trained on; both over the project's decided labels. The model
+    in use reads the captions it would read when classifying (`generated`: the rows whose caption a
+    captioner wrote, hidden from a model that never learnt from them)."""
     truth, known, _ = aligned_truth(data, decided, data.labels)
     new = np.zeros((len(rows), len(data.labels)), bool)
     where = {name: j for j, name in enumerate(labels)}
@@ -172,9 +186,15 @@ def compare_with_current(current: Classifier | None, data: TrainingData, decided
     if not len(rows):
         return Comparison(score, spread, None, 0.0, 0)
     # `data.text` is the sentence embedding as collected: the model adds its own caption columns
-    probabilities = current.predict(data.image[rows], data.text[rows], data.has_caption[rows],
-                                    [data.captions[r] for r in rows])
-    chosen = current.decide(probabilities, data.has_caption[rows])
+    text, flag = data.text[rows].copy(), data.has_caption[rows].copy()
+    captions: list[str | None] = [data.captions[r] for r in rows]
+    machine = np.zeros(len(rows), bool) if generated is None else np.asarray(generated, bool)[rows]
+    if not reads_generated(current.info):
+        text[machine], flag[machine] = 0.0, 0.0
+        captions = [None if m else c for m, c in zip(machine, captions)]
+        machine = np.zeros(len(rows), bool)
+    probabilities = current.predict(data.image[rows], text, flag, captions, machine)
+    chosen = current.decide(probabilities, flag, machine)
     old = np.zeros_like(new)
     where = {name: j for j, name in enumerate(current.labels)}
     for j, name in enumerate(data.labels):
