@@ -47,3 +47,18 @@ def test_audit_captions_runs_on_the_sample_and_writes_json(sample_folder: Path, 
     report = json.loads(out.read_text())
     assert report["photos"] == 4 and {a["attribute"] for a in report["attributes"]} == {"gender", "age", "number"}
     assert sum(v["count"] for v in report["attributes"][0]["by_truth"]["woman"].values()) == 1
+
+
+def test_the_wilson_interval_is_scipys() -> None:
+    """The closed form the application uses (it ships without scipy) against scipy's binomtest."""
+    from statistics import NormalDist
+
+    from core.captions import audit as audit_module
+
+    assert audit_module._Z95 == pytest.approx(NormalDist().inv_cdf(0.975), abs=1e-15)
+    stats = pytest.importorskip("scipy.stats")
+    for total in (1, 2, 3, 7, 10, 41, 100, 1234):
+        for count in sorted({0, 1, total // 3, total // 2, total - 1, total}):
+            ours = rate(count, total)
+            interval = stats.binomtest(count, total).proportion_ci(confidence_level=0.95, method="wilson")
+            assert (ours.low, ours.high) == (interval.low, interval.high), (count, total)  # to the bit
