@@ -18,6 +18,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
+from core.tagging.word_ranking import order_by_words
 from gui.project import Project
 from gui.thumbnails import ThumbnailLoader
 
@@ -65,6 +66,9 @@ class GalleryModel(QAbstractListModel):
         self.filter = ViewFilter()
         self._ids: list[int] = []
         self._rows: dict[int, int] = {}
+        self._ranking: tuple[str, list[int]] | None = None  # words, image ids best first (gui/word_search.py)
+        self.by_meaning = False  # the rows are the search's words ranked by meaning, not a text match
+        self.wants_meaning = False  # the search text names no file: a ranking by meaning would be shown
         # thumbnails arrive in bursts (a page of 50 after a jump); one repaint per burst
         self._arrived: set[int] = set()
         self._arrival_timer = QTimer(self)
@@ -92,17 +96,24 @@ class GalleryModel(QAbstractListModel):
         self.filter = view_filter
         self.refilter()
 
+    def set_word_ranking(self, words: str, ranked: list[int]) -> None:
+        """The photos ranked by `words` (best first): shown when the search box still says them."""
+        self._ranking = (words, ranked)
+        if self.filter.text == words:
+            self.refilter()
+
     def has_image(self, image_id: int) -> bool:
         return image_id in self._rows
 
     def _on_images_added(self, image_ids: list[int]) -> None:
         """Rows at the end while a scan runs or the snapshot is read page by page (the view keeps
         its place); under a filter only the new photos are tested, not the whole snapshot again."""
-        if self.filter.sort != "name":
+        if self.filter.sort != "name" and not self.by_meaning:
             self.refilter()
             return
         rows = self._rows  # a refilter while pages were read may have shown some already
-        image_ids = self._passing([i for i in image_ids if i not in rows])
+        # under a ranking by meaning a new photo is not ranked yet: it goes last, as in order_by_words
+        image_ids = self._passing([i for i in image_ids if i not in rows], text=not self.by_meaning)
         if not image_ids:
             return
         first = len(self._ids)
@@ -118,10 +129,23 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
 
     def _visible_ids(self) -> list[int]:
-        project = self.project
+        project, text = self.project, self.filter.text
+        self.by_meaning = self.wants_meaning = False
         if project is None:
             return []
-        ids = self._passing(project.order)
+        if text:
+            # the search rule (docs/architecture.md): words that name a file filter by file name and
+            # caption as typed; other words rank every photo by meaning, their caption hits first
+            candidates = self._passing(project.order, text=False)
+            names = project.records.folded_names(candidates)
+            needle = text.casefold()
+            self.wants_meaning = not any(needle in name for name in names)
+            if self.wants_meaning and self._ranking is not None and self._ranking[0] == text:
+                self.by_meaning = True
+                return order_by_words(candidates, set(self._caption_hits(candidates)), self._ranking[1])
+            ids = self._text_hits(candidates, names)
+        else:
+            ids = self._passing(project.order)
         if self.filter.sort == "uncertainty":
             # never-classified photos score -1, below every other, and keep their order (the sort
             # is stable): only the classified ones are scored and sorted
@@ -130,8 +154,20 @@ class GalleryModel(QAbstractListModel):
             ids = scored + [i for i in ids if i not in predictions]
         return ids
 
-    def _passing(self, ids: list[int]) -> list[int]:
-        """Those of `ids` (in their order) that the filter lets through."""
+    def _caption_hits(self, ids: list[int]) -> list[int]:
+        assert self.project is not None
+        needle, captions = self.filter.text.casefold(), self.project.captions
+        return [i for i in ids if i in captions and needle in captions[i][0].casefold()]
+
+    def _text_hits(self, ids: list[int], folded_names: list[str]) -> list[int]:
+        """Those of `ids` whose file name or caption holds the search text (as typed)."""
+        assert self.project is not None
+        needle, captions = self.filter.text.casefold(), self.project.captions
+        return [i for i, name in zip(ids, folded_names, strict=True) if needle in name
+                or (i in captions and needle in captions[i][0].casefold())]
+
+    def _passing(self, ids: list[int], text: bool = True) -> list[int]:
+        """Those of `ids` (in their order) that the filter lets through (`text`: its search text too)."""
         project, f = self.project, self.filter
         if project is None:
             return []
@@ -146,11 +182,8 @@ class GalleryModel(QAbstractListModel):
             ids = [i for i in ids if i in predictions and self._in_confidence_range(i, f.label)]
         elif f.label:
             ids = [i for i in ids if (i in predictions or i in confirmations) and project.has_label(i, f.label)]
-        if f.text:
-            needle = f.text.casefold()
-            captions = project.captions
-            ids = [i for i, name in zip(ids, project.records.folded_names(ids), strict=True) if needle in name
-                   or (i in captions and needle in captions[i][0].casefold())]
+        if f.text and text:
+            ids = self._text_hits(ids, project.records.folded_names(ids))
         if f.reviewed is not None:
             reviewed, wanted = project.reviewed, f.reviewed
             ids = [i for i in ids if (i in reviewed) == wanted]

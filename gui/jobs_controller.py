@@ -92,6 +92,11 @@ class JobsController(QObject):
         handle.failed.connect(partial(self._on_failed, name))
         return handle
 
+    def submit(self, name: str, factory: JobFactory) -> JobHandle:
+        """A job of another part of the window (the search index): queued, shown and its errors
+        reported like the verbs' own."""
+        return self._submit(name, factory)
+
     def _on_started(self, handle: JobHandle) -> None:
         if handle.name != "device":
             self.window.status.attach(handle, handle.name.capitalize())

@@ -38,6 +38,7 @@ from gui.settings import AUTO_RETRAIN, Settings, load_settings, qsettings, save_
 from gui.status import StatusBar
 from gui.thumbnails import ThumbnailLoader
 from gui.training_view import TrainingView
+from gui.word_search import WordSearch
 from gui.worker import io_pool
 
 DROP_HINT = ("<div style='font-size:18pt; color:#888'>Drop a folder of photos here</div>"
@@ -104,6 +105,8 @@ class MainWindow(QMainWindow):
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.jobs = JobsController(self)
+        self.word_search = WordSearch(self.jobs, self)
+        self.word_search.ranked.connect(self._on_ranked)
         self._build_central()
         self._build_menus()
         self._counts_timer = QTimer(self, singleShot=True, interval=200)
@@ -307,6 +310,9 @@ class MainWindow(QMainWindow):
         self.model.set_project(self.project)  # before our own slots: counts and selection need the rows
         self.model.set_filter(view_filter)
         self.detail.set_project(self.project)
+        self.word_search.set_project(store, self.settings.prefer_gpu)
+        self.project.reloaded.connect(self.word_search.mark_stale)
+        self.project.images_added.connect(self.word_search.mark_stale)
         self.project.reloaded.connect(self._on_reloaded)
         self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
         self.project.images_added.connect(self._on_images_added)
@@ -332,8 +338,13 @@ class MainWindow(QMainWindow):
         self._on_reloaded()
         self.jobs.show_active_model()
         project = self.project
-        project.when_loaded(lambda: self.jobs.rescan(select, trust_folders=True) if self.project is project else None)
+        project.when_loaded(lambda: self._after_loading(project, select))
         return True
+
+    def _after_loading(self, project: Project, select: Path | None) -> None:
+        if self.project is project:
+            self.jobs.rescan(select, trust_folders=True)
+            self._search_by_meaning()  # a folder left with words in its search box
 
     def rescan(self) -> None:
         self.jobs.rescan(None)
@@ -347,6 +358,7 @@ class MainWindow(QMainWindow):
         io_pool().waitForDone(5000)
         self.model.set_project(None)
         self.detail.set_project(None)
+        self.word_search.set_project(None)
         self.project.close()
         self.project.deleteLater()
         self.project = None
@@ -488,9 +500,24 @@ class MainWindow(QMainWindow):
         if keep:
             self.select_image(keep[0])
         self._update_counts()
+        self._search_by_meaning()
         if self.project is not None and self.project.order and self.model.rowCount() == 0:
             self.statusBar().showMessage("No photo matches these filters: widen the confidence range, or choose "
                                          "another label or review state", 10000)
+
+    def _search_by_meaning(self) -> None:
+        """Words that name no file are ranked by meaning (the answer comes in `_on_ranked`)."""
+        self.word_search.search(self.model.filter.text if self.model.wants_meaning else "")
+        if self.model.wants_meaning and not self.model.by_meaning:
+            self.statusBar().showMessage(f"Ranking the photos by how well they match “{self.model.filter.text}”…", 10000)
+
+    def _on_ranked(self, words: str, ranked: list[int]) -> None:
+        self.model.set_word_ranking(words, ranked)
+        if self.model.by_meaning:
+            self.view.scrollToTop()
+            self.select_row(0)
+            self._update_counts()
+            self.statusBar().showMessage(f"Best matches for “{words}” first (photos whose caption says it lead)", 10000)
 
     def _on_reloaded(self) -> None:
         self._on_labels_changed()
