@@ -3,7 +3,9 @@ plain Python (one list of ids), and a view whose rows all have the same size."""
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from PySide6.QtCore import (
@@ -139,7 +141,7 @@ class GalleryModel(QAbstractListModel):
             candidates = self._passing(project.order, text=False)
             names = project.records.folded_names(candidates)
             needle = text.casefold()
-            self.wants_meaning = not any(needle in name for name in names)
+            self.wants_meaning = not any(map(operator.contains, names, repeat(needle)))
             if self.wants_meaning and self._ranking is not None and self._ranking[0] == text:
                 self.by_meaning = True
                 return order_by_words(candidates, set(self._caption_hits(candidates)), self._ranking[1])

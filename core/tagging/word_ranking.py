@@ -156,12 +156,17 @@ def order_by_words(candidates: Sequence[int], caption_hits: set[int], ranked: Se
     """What the search box shows when the words name no file: the candidates (the photos the
     other filters let through) whose caption says the words first, then every other candidate,
     each part best match first; photos the ranking has not reached (not embedded yet, or past
-    its limit) last, in the candidates' order. Nothing is hidden: a ranking has no honest cut-off."""
-    allowed = set(candidates)
-    ranked_allowed = [i for i in ranked if i in allowed]
-    placed = set(ranked_allowed)
-    said = [i for i in ranked_allowed if i in caption_hits]
-    said += [i for i in candidates if i in caption_hits and i not in placed]
-    rest = [i for i in ranked_allowed if i not in caption_hits]
-    rest += [i for i in candidates if i not in placed and i not in caption_hits]
-    return said + rest
+    its limit) last in each part, in the candidates' order. Nothing is hidden: a ranking has no
+    honest cut-off. One stable sort of two keys in numpy (a million photos on the GUI thread)."""
+    shown = np.asarray(candidates, np.int64)
+    if not len(shown):
+        return []
+    best = np.asarray(ranked, np.int64)
+    said = np.fromiter(caption_hits, np.int64, len(caption_hits))
+    top = int(max(shown.max(), best.max(initial=0), said.max(initial=0))) + 1
+    position = np.full(top, len(best), np.int64)  # not ranked: after every ranked photo
+    position[best] = np.arange(len(best))
+    says = np.zeros(top, bool)
+    says[said] = True
+    order = np.lexsort((position[shown], ~says[shown]))  # stable: ties keep the candidates' order
+    return shown[order].tolist()  # type: ignore[no-any-return]
