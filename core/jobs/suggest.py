@@ -55,7 +55,7 @@ def suggest_job(store: ProjectStore, request: SuggestRequest, cancel: CancelToke
     classifier = Classifier(project_model(store, request.model, notes))
     if request.out:
         check_output_path(store, request.out)
-    guesses = yield from new_label_guesses(store, classifier.labels, notes, cancel) if request.guesses else {}
+    guesses = (yield from new_label_guesses(store, classifier.labels, notes, cancel)) if request.guesses else {}
     suggestions = yield from suggest_next(store, classifier, request.n, request.strategy, cancel, guesses=guesses)
     if request.out:
         atomic_write_text(request.out, csv_text(["ImageID", "Uncertainty"],
