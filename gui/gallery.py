@@ -3,6 +3,7 @@ plain Python (one list of ids), and a view whose rows all have the same size."""
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass
 from itertools import repeat
@@ -71,6 +72,9 @@ class GalleryModel(QAbstractListModel):
         self._ranking: tuple[str, list[int]] | None = None  # words, image ids best first (gui/word_search.py)
         self.by_meaning = False  # the rows are the search's words ranked by meaning, not a text match
         self.wants_meaning = False  # the search text names no file: a ranking by meaning would be shown
+        self._names_checked: tuple[tuple[object, ...], bool] | None = None
+        self.guesses: dict[str, list[int]] = {}  # a label no model knows -> image ids, best guess first
+        self.by_guess = False  # the rows are a new label's confirmed photos, then its guesses
         # thumbnails arrive in bursts (a page of 50 after a jump); one repaint per burst
         self._arrived: set[int] = set()
         self._arrival_timer = QTimer(self)
@@ -104,6 +108,13 @@ class GalleryModel(QAbstractListModel):
         if self.filter.text == words:
             self.refilter()
 
+    def set_guesses(self, guesses: dict[str, list[int]]) -> None:
+        """New labels' photos ranked by their names (core.tagging.label_guesses): a filter on
+        such a label shows its confirmed photos, then the guesses, instead of nothing."""
+        self.guesses = guesses
+        if self.filter.label and (self.filter.label in guesses or self.by_guess):
+            self.refilter()
+
     def has_image(self, image_id: int) -> bool:
         return image_id in self._rows
 
@@ -127,24 +138,32 @@ class GalleryModel(QAbstractListModel):
     def refilter(self) -> None:
         self.beginResetModel()
         self._ids = self._visible_ids()
-        self._rows = {image_id: row for row, image_id in enumerate(self._ids)}
+        self._rows = dict(zip(self._ids, range(len(self._ids))))  # twice as fast as a comprehension
         self.endResetModel()
 
     def _visible_ids(self) -> list[int]:
         project, text = self.project, self.filter.text
-        self.by_meaning = self.wants_meaning = False
+        self.by_meaning = self.wants_meaning = self.by_guess = False
         if project is None:
             return []
+        guessed = self.guesses.get(self.filter.label)
+        if guessed is not None and not text and self.filter.min_confidence == 0.0 and self.filter.max_confidence == 1.0:
+            # no model knows the label: the photos confirmed with it first, then the best guesses
+            # (rejected photos are left out: the person said no)
+            self.by_guess = True
+            label, decided = self.filter.label, project.confirmations
+            candidates = [i for i in self._passing(project.order, label=False) if decided.get(i, {}).get(label) is not False]
+            said = {i for i in candidates if decided.get(i, {}).get(label)}
+            return order_by_words(candidates, said, guessed)
         if text:
             # the search rule (docs/architecture.md): words that name a file filter by file name and
             # caption as typed; other words rank every photo by meaning, their caption hits first
             candidates = self._passing(project.order, text=False)
             names = project.records.folded_names(candidates)
-            needle = text.casefold()
-            self.wants_meaning = not any(map(operator.contains, names, repeat(needle)))
+            self.wants_meaning = not self._names_hold(names)
             if self.wants_meaning and self._ranking is not None and self._ranking[0] == text:
                 self.by_meaning = True
-                return order_by_words(candidates, set(self._caption_hits(candidates)), self._ranking[1])
+                return order_by_words(candidates, self._caption_hits(), self._ranking[1])
             ids = self._text_hits(candidates, names)
         else:
             ids = self._passing(project.order)
@@ -156,10 +175,20 @@ class GalleryModel(QAbstractListModel):
             ids = scored + [i for i in ids if i not in predictions]
         return ids
 
-    def _caption_hits(self, ids: list[int]) -> list[int]:
+    def _names_hold(self, folded_names: list[str]) -> bool:
+        """Whether any of the names holds the search text; remembered for the same filter over
+        the same photos (the ranking's answer refilters with the words the box already tested)."""
+        key = (self.filter, len(folded_names), id(self.project))
+        if self._names_checked is None or self._names_checked[0] != key:
+            needle = self.filter.text.casefold()
+            self._names_checked = (key, any(map(operator.contains, folded_names, repeat(needle))))
+        return self._names_checked[1]
+
+    def _caption_hits(self) -> set[int]:
+        """Every photo whose caption holds the search text (read over the captions, not the photos)."""
         assert self.project is not None
-        needle, captions = self.filter.text.casefold(), self.project.captions
-        return [i for i in ids if i in captions and needle in captions[i][0].casefold()]
+        needle = self.filter.text.casefold()
+        return {i for i, (caption, _) in self.project.captions.items() if needle in caption.casefold()}
 
     def _text_hits(self, ids: list[int], folded_names: list[str]) -> list[int]:
         """Those of `ids` whose file name or caption holds the search text (as typed)."""
@@ -168,11 +197,14 @@ class GalleryModel(QAbstractListModel):
         return [i for i, name in zip(ids, folded_names, strict=True) if needle in name
                 or (i in captions and needle in captions[i][0].casefold())]
 
-    def _passing(self, ids: list[int], text: bool = True) -> list[int]:
-        """Those of `ids` (in their order) that the filter lets through (`text`: its search text too)."""
+    def _passing(self, ids: list[int], text: bool = True, label: bool = True) -> list[int]:
+        """Those of `ids` (in their order) that the filter lets through (`text`, `label`: its
+        search text and its label too)."""
         project, f = self.project, self.filter
         if project is None:
             return []
+        if not label:
+            f = dataclasses.replace(f, label="")
         ids = list(ids)
         # only a photo with a model's call or a person's decision can have a label or a
         # confidence: the dict lookups skip the rest of a million cheaply

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 from core.errors import TaglineError
 from core.media.images import is_image_path
 from core.store.database import ProjectStore
+from core.tagging.label_guesses import first_round_picks, label_prompts, saved_prompts, unknown_labels
 from gui import errors, review
 from gui.commands import StoreCommand
 from gui.detail import DetailPanel
@@ -107,6 +109,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobsController(self)
         self.word_search = WordSearch(self.jobs, self)
         self.word_search.ranked.connect(self._on_ranked)
+        self.word_search.guessed.connect(self._on_guessed)
         self._build_central()
         self._build_menus()
         self._counts_timer = QTimer(self, singleShot=True, interval=200)
@@ -345,6 +348,7 @@ class MainWindow(QMainWindow):
         if self.project is project:
             self.jobs.rescan(select, trust_folders=True)
             self._search_by_meaning()  # a folder left with words in its search box
+            self._guess_new_labels()
 
     def rescan(self) -> None:
         self.jobs.rescan(None)
@@ -423,6 +427,13 @@ class MainWindow(QMainWindow):
     def next_to_label(self) -> None:
         """The undecided photo shown whose confirmation teaches the model most."""
         if self.project is None:
+            return
+        # labels no model knows: their best guesses first, until enough photos are confirmed
+        guesses = {name: (np.asarray(ids), -np.arange(len(ids), dtype=np.float32)) for name, ids in self.model.guesses.items()}
+        first = first_round_picks(guesses, self.project.confirmations, 1, set(self.model.ids())) if guesses else []
+        if first:
+            self.select_image(first[0][0])
+            self.statusBar().showMessage(f"A first guess for “{first[0][1]}”, from its name", 6000)
             return
         image_id = self.project.next_to_label(self.model.ids())
         if image_id is None:
@@ -511,6 +522,22 @@ class MainWindow(QMainWindow):
         if self.model.wants_meaning and not self.model.by_meaning:
             self.statusBar().showMessage(f"Ranking the photos by how well they match “{self.model.filter.text}”…", 10000)
 
+    def _guess_new_labels(self) -> None:
+        """Labels the active model does not know get photos guessed from their names."""
+        project = self.project
+        if project is None or not project.model_thresholds:  # the active model not read yet
+            return
+        prompts = saved_prompts(project.store)
+        new = unknown_labels(project.labels, project.model_thresholds)
+        self.word_search.guess({label.name: label_prompts(label.name, prompts.get(label.name, [])) for label in new})
+
+    def _on_guessed(self, guesses: dict[str, list[int]]) -> None:
+        self.model.set_guesses(guesses)
+        label = self.model.filter.label
+        if self.model.by_guess:
+            self.statusBar().showMessage(f"No model knows “{label}” yet: the photos you confirmed first, then guesses "
+                                         "from its name", 10000)
+
     def _on_ranked(self, words: str, ranked: list[int]) -> None:
         self.model.set_word_ranking(words, ranked)
         if self.model.by_meaning:
@@ -533,6 +560,7 @@ class MainWindow(QMainWindow):
     def _on_labels_changed(self) -> None:
         if self.project is not None:
             self.filter_bar.set_labels(self.project.label_names())
+            self._guess_new_labels()
         self._rebuild_label_shortcuts()
 
     def _update_counts(self) -> None:

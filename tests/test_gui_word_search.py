@@ -52,3 +52,22 @@ def test_a_caption_that_says_the_words_comes_first_and_a_file_name_filters(qtbot
     qtbot.waitUntil(lambda: shown_names(window) == ["chelsea.jpg"], timeout=10_000)
     assert not window.model.by_meaning
     qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
+
+
+def test_a_new_label_shows_guesses_from_its_name_before_any_confirmation(qtbot, window, sample_folder):
+    window.settings.prefer_gpu = False
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    project = window.project
+    assert "rocket" not in project.model_thresholds  # the bundled model does not know it
+    project.store.ensure_labels(["rocket"])
+    project.reload_labels()
+    qtbot.waitUntil(lambda: "rocket" in window.model.guesses, timeout=240_000)
+    assert "person" not in window.model.guesses  # a label the model knows gets no guesses
+    window.filter_bar.label.setCurrentText("rocket")
+    qtbot.waitUntil(lambda: window.model.by_guess, timeout=10_000)
+    assert shown_names(window)[0] == "rocket.jpg" and window.model.rowCount() == 4
+    window.select_row(3)
+    window.next_to_label()
+    assert [project.records.relpath(i) for i in window.selected_ids()] == ["rocket.jpg"]
+    qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
