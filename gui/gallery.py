@@ -75,6 +75,7 @@ class GalleryModel(QAbstractListModel):
         self._names_checked: tuple[tuple[object, ...], bool] | None = None
         self.guesses: dict[str, list[int]] = {}  # a label no model knows -> image ids, best guess first
         self.by_guess = False  # the rows are a new label's confirmed photos, then its guesses
+        self.caption_led = 0  # under a ranking by meaning: captions that say the words (of any photo)
         # thumbnails arrive in bursts (a page of 50 after a jump); one repaint per burst
         self._arrived: set[int] = set()
         self._arrival_timer = QTimer(self)
@@ -163,7 +164,9 @@ class GalleryModel(QAbstractListModel):
             self.wants_meaning = not self._names_hold(names)
             if self.wants_meaning and self._ranking is not None and self._ranking[0] == text:
                 self.by_meaning = True
-                return order_by_words(candidates, self._caption_hits(), self._ranking[1])
+                said = self._caption_hits()
+                self.caption_led = len(said)
+                return order_by_words(candidates, said, self._ranking[1])
             ids = self._text_hits(candidates, names)
         else:
             ids = self._passing(project.order)

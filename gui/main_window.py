@@ -512,6 +512,7 @@ class MainWindow(QMainWindow):
             self.select_image(keep[0])
         self._update_counts()
         self._search_by_meaning()
+        self._say_guessing()
         if self.project is not None and self.project.order and self.model.rowCount() == 0:
             self.statusBar().showMessage("No photo matches these filters: widen the confidence range, or choose "
                                          "another label or review state", 10000)
@@ -533,10 +534,15 @@ class MainWindow(QMainWindow):
 
     def _on_guessed(self, guesses: dict[str, list[int]]) -> None:
         self.model.set_guesses(guesses)
-        label = self.model.filter.label
-        if self.model.by_guess:
-            self.statusBar().showMessage(f"No model knows “{label}” yet: the photos you confirmed first, then guesses "
-                                         "from its name", 10000)
+        self._say_guessing()
+
+    def _say_guessing(self) -> None:
+        label, project = self.model.filter.label, self.project
+        if self.model.by_guess and project is not None:
+            confirmed = sum(1 for decided in project.confirmations.values() if decided.get(label))
+            said = f"your {confirmed} confirmed photos first, then " if confirmed else ""
+            self.statusBar().showMessage(f"No model knows “{label}” yet: {said}photos guessed from its name, best "
+                                         "first (confirm a few, then train, to teach it)", 10000)
 
     def _on_ranked(self, words: str, ranked: list[int]) -> None:
         self.model.set_word_ranking(words, ranked)
@@ -544,7 +550,8 @@ class MainWindow(QMainWindow):
             self.view.scrollToTop()
             self.select_row(0)
             self._update_counts()
-            self.statusBar().showMessage(f"Best matches for “{words}” first (photos whose caption says it lead)", 10000)
+            lead = "photos whose caption says it first, then " if self.model.caption_led else ""
+            self.statusBar().showMessage(f"Ranked by meaning: {lead}the best matches for “{words}” first", 10000)
 
     def _on_reloaded(self) -> None:
         self._on_labels_changed()
