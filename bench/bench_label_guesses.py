@@ -7,8 +7,9 @@ one half, the other half scores the label (average precision; the photo alone, n
 the captions are the truth). How the k photos are chosen:
 
 - `random`: what the app did before: a label no model knows gets no suggestion;
-- `guesses`: `core.tagging.label_guesses.first_round_picks`: best guesses from "a photo of
-  {label}" until `FIRST_ROUNDS_POSITIVES` photos showing it are confirmed, then at random.
+- `guesses`: `core.tagging.label_guesses.first_round_picks`: best guesses from the label's
+  prompts (`label_prompts`: its name in five phrasings) until `FIRST_ROUNDS_POSITIVES` photos
+  showing it are confirmed, then at random.
 
 What scores the label after k confirmations:
 
