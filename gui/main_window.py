@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.word_search = WordSearch(self.jobs, self)
         self.word_search.ranked.connect(self._on_ranked)
         self.word_search.guessed.connect(self._on_guessed)
+        self.jobs.model_shown.connect(self._guess_new_labels)  # a model that learnt a label needs no guesses
         self._build_central()
         self._build_menus()
         self._counts_timer = QTimer(self, singleShot=True, interval=200)
