@@ -48,7 +48,7 @@ class FilterBar(QWidget):
         self.label = QComboBox()
         self.label.setMinimumContentsLength(12)
         self.text = SearchBox()
-        self.text.setPlaceholderText("Search captions and file names")
+        self.text.setPlaceholderText("Search file names and captions, or describe a photo")
         self.text.setClearButtonEnabled(True)
         self.text.setToolTip("Ctrl+F; Esc goes back to the photos")
         self.text.setMinimumWidth(180)

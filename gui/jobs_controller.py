@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from core.errors import TaglineError
@@ -73,6 +73,7 @@ class JobsHost(Protocol):
 
 
 class JobsController(QObject):
+    model_shown = Signal()  # the active model was read again (opened, trained, chosen): its labels may differ
     def __init__(self, window: JobsHost) -> None:
         super().__init__(cast(QObject, window))
         self.window = window
@@ -91,6 +92,11 @@ class JobsController(QObject):
         handle = self.queue.submit(name, factory)
         handle.failed.connect(partial(self._on_failed, name))
         return handle
+
+    def submit(self, name: str, factory: JobFactory) -> JobHandle:
+        """A job of another part of the window (the search index): queued, shown and its errors
+        reported like the verbs' own."""
+        return self._submit(name, factory)
 
     def _on_started(self, handle: JobHandle) -> None:
         if handle.name != "device":
@@ -342,6 +348,7 @@ class JobsController(QObject):
             project.model_thresholds = dict(zip(info.labels, info.decision_thresholds().tolist()))
         self.window.training.show_model(info)
         self.window.training.set_versions(self.model_versions(), active)
+        self.model_shown.emit()
 
     def seed_labels(self) -> None:
         """A new project starts with the active model's labels, so hotkeys work before classifying."""

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 from core.errors import TaglineError
 from core.media.images import is_image_path
 from core.store.database import ProjectStore
+from core.tagging.label_guesses import first_round_picks, label_prompts, saved_prompts, unknown_labels
 from gui import errors, review
 from gui.commands import StoreCommand
 from gui.detail import DetailPanel
@@ -38,6 +40,7 @@ from gui.settings import AUTO_RETRAIN, Settings, load_settings, qsettings, save_
 from gui.status import StatusBar
 from gui.thumbnails import ThumbnailLoader
 from gui.training_view import TrainingView
+from gui.word_search import WordSearch
 from gui.worker import io_pool
 
 DROP_HINT = ("<div style='font-size:18pt; color:#888'>Drop a folder of photos here</div>"
@@ -104,6 +107,10 @@ class MainWindow(QMainWindow):
         self.status = StatusBar()
         self.setStatusBar(self.status)
         self.jobs = JobsController(self)
+        self.word_search = WordSearch(self.jobs, self)
+        self.word_search.ranked.connect(self._on_ranked)
+        self.word_search.guessed.connect(self._on_guessed)
+        self.jobs.model_shown.connect(self._guess_new_labels)  # a model that learnt a label needs no guesses
         self._build_central()
         self._build_menus()
         self._counts_timer = QTimer(self, singleShot=True, interval=200)
@@ -307,6 +314,9 @@ class MainWindow(QMainWindow):
         self.model.set_project(self.project)  # before our own slots: counts and selection need the rows
         self.model.set_filter(view_filter)
         self.detail.set_project(self.project)
+        self.word_search.set_project(store, self.settings.prefer_gpu)
+        self.project.reloaded.connect(self.word_search.mark_stale)
+        self.project.images_added.connect(self.word_search.mark_stale)
         self.project.reloaded.connect(self._on_reloaded)
         self.project.images_changed.connect(lambda _ids: self._counts_timer.start())
         self.project.images_added.connect(self._on_images_added)
@@ -332,8 +342,14 @@ class MainWindow(QMainWindow):
         self._on_reloaded()
         self.jobs.show_active_model()
         project = self.project
-        project.when_loaded(lambda: self.jobs.rescan(select, trust_folders=True) if self.project is project else None)
+        project.when_loaded(lambda: self._after_loading(project, select))
         return True
+
+    def _after_loading(self, project: Project, select: Path | None) -> None:
+        if self.project is project:
+            self.jobs.rescan(select, trust_folders=True)
+            self._search_by_meaning()  # a folder left with words in its search box
+            self._guess_new_labels()
 
     def rescan(self) -> None:
         self.jobs.rescan(None)
@@ -347,6 +363,7 @@ class MainWindow(QMainWindow):
         io_pool().waitForDone(5000)
         self.model.set_project(None)
         self.detail.set_project(None)
+        self.word_search.set_project(None)
         self.project.close()
         self.project.deleteLater()
         self.project = None
@@ -411,6 +428,13 @@ class MainWindow(QMainWindow):
     def next_to_label(self) -> None:
         """The undecided photo shown whose confirmation teaches the model most."""
         if self.project is None:
+            return
+        # labels no model knows: their best guesses first, until enough photos are confirmed
+        guesses = {name: (np.asarray(ids), -np.arange(len(ids), dtype=np.float32)) for name, ids in self.model.guesses.items()}
+        first = first_round_picks(guesses, self.project.confirmations, 1, set(self.model.ids())) if guesses else []
+        if first:
+            self.select_image(first[0][0])
+            self.statusBar().showMessage(f"A first guess for “{first[0][1]}”, from its name", 6000)
             return
         image_id = self.project.next_to_label(self.model.ids())
         if image_id is None:
@@ -488,9 +512,47 @@ class MainWindow(QMainWindow):
         if keep:
             self.select_image(keep[0])
         self._update_counts()
+        self._search_by_meaning()
+        self._say_guessing()
         if self.project is not None and self.project.order and self.model.rowCount() == 0:
             self.statusBar().showMessage("No photo matches these filters: widen the confidence range, or choose "
                                          "another label or review state", 10000)
+
+    def _search_by_meaning(self) -> None:
+        """Words that name no file are ranked by meaning (the answer comes in `_on_ranked`)."""
+        self.word_search.search(self.model.filter.text if self.model.wants_meaning else "")
+        if self.model.wants_meaning and not self.model.by_meaning:
+            self.statusBar().showMessage(f"Ranking the photos by how well they match “{self.model.filter.text}”…", 10000)
+
+    def _guess_new_labels(self) -> None:
+        """Labels the active model does not know get photos guessed from their names."""
+        project = self.project
+        if project is None or not project.model_thresholds:  # the active model not read yet
+            return
+        prompts = saved_prompts(project.store)
+        new = unknown_labels(project.labels, project.model_thresholds)
+        self.word_search.guess({label.name: label_prompts(label.name, prompts.get(label.name, [])) for label in new})
+
+    def _on_guessed(self, guesses: dict[str, list[int]]) -> None:
+        self.model.set_guesses(guesses)
+        self._say_guessing()
+
+    def _say_guessing(self) -> None:
+        label, project = self.model.filter.label, self.project
+        if self.model.by_guess and project is not None:
+            confirmed = sum(1 for decided in project.confirmations.values() if decided.get(label))
+            said = f"your {confirmed} confirmed photos first, then " if confirmed else ""
+            self.statusBar().showMessage(f"No model knows “{label}” yet: {said}photos guessed from its name, best "
+                                         "first (confirm a few, then train, to teach it)", 10000)
+
+    def _on_ranked(self, words: str, ranked: list[int]) -> None:
+        self.model.set_word_ranking(words, ranked)
+        if self.model.by_meaning:
+            self.view.scrollToTop()
+            self.select_row(0)
+            self._update_counts()
+            lead = "photos whose caption says it first, then " if self.model.caption_led else ""
+            self.statusBar().showMessage(f"Ranked by meaning: {lead}the best matches for “{words}” first", 10000)
 
     def _on_reloaded(self) -> None:
         self._on_labels_changed()
@@ -506,6 +568,7 @@ class MainWindow(QMainWindow):
     def _on_labels_changed(self) -> None:
         if self.project is not None:
             self.filter_bar.set_labels(self.project.label_names())
+            self._guess_new_labels()
         self._rebuild_label_shortcuts()
 
     def _update_counts(self) -> None:

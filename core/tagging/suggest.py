@@ -9,13 +9,14 @@ labelled or picked: greedy k-centre). `STRATEGY` is the one that measured best; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.progress import CancelToken, Job
+from core.tagging.label_guesses import first_round_picks
 
 if TYPE_CHECKING:
     from core.store.database import ProjectStore
@@ -88,12 +89,18 @@ class Suggestion:
     image_id: int
     relpath: str
     uncertainty: float  # 1: a label sits on its threshold; 0: the model is sure of every label
+    guess: str = ""  # a new label this photo is a first guess for (core.tagging.label_guesses), if any
 
 
 def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strategy: str = STRATEGY,
-                 cancel: CancelToken | None = None, seed: int = 0) -> Job[list[Suggestion]]:
+                 cancel: CancelToken | None = None, seed: int = 0,
+                 guesses: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Job[list[Suggestion]]:
     """The next `n` photos to confirm, best first, among photos no person has decided on.
-    Classifies first what the model has not yet seen (cached embeddings make that cheap)."""
+    Classifies first what the model has not yet seen (cached embeddings make that cheap).
+
+    `guesses` (label -> (image ids, scores from its name), for labels the model does not know):
+    while such a label has few confirmed photos, its best guesses come first, since the model
+    cannot be uncertain about a label it has no output for."""
     from core.tagging.classifier import classify_project
 
     yield from classify_project(store, classifier, cancel=cancel)
@@ -109,6 +116,11 @@ def suggest_next(store: ProjectStore, classifier: Classifier, n: int = 50, strat
     if strategy == "diverse":
         cache = store.cached_embeddings(classifier.encoders().image_key, [r.id for r in records])
         features = np.stack([cache[r.id][1] for r in records]) if records else np.zeros((0, 1), np.float32)
-    picked = choose(strategy, n, labelled, probabilities, thresholds, features, seed) if records else np.zeros(0, int)
     doubt = uncertainty(probabilities, thresholds) if records else np.zeros(0, np.float32)
-    return [Suggestion(records[i].id, records[i].relpath, float(doubt[i])) for i in picked]
+    row = {r.id: k for k, r in enumerate(records)}
+    first = first_round_picks(guesses, confirmed, n, set(row)) if guesses else []
+    labelled[[row[i] for i, _ in first]] = True  # taken by the guesses: the strategy picks among the rest
+    picked = choose(strategy, n - len(first), labelled, probabilities, thresholds, features, seed) \
+        if records and n > len(first) else np.zeros(0, int)
+    return ([Suggestion(i, records[row[i]].relpath, float(doubt[row[i]]), name) for i, name in first]
+            + [Suggestion(records[i].id, records[i].relpath, float(doubt[i])) for i in picked])

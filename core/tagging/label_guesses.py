@@ -1,0 +1,91 @@
+"""A new label's first guesses, from its name, before any photo is confirmed.
+
+A label the active model does not know has no prediction at all, so neither the grid nor "what
+to label next" can help the person find its first photos. The image-text alignment can: the
+label's prompts ("a photo of {name}", and any the person adds) rank the photos by how well they
+match. These are guesses, not decisions: they are never written as predictions (the grid's one
+rule, `core.store.decisions`, shows the active model's calls and the person's only); they order
+the photos shown for the label and the first suggestions, until the person has confirmed
+enough photos for a model to learn it (`FIRST_ROUNDS_POSITIVES`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from core.models.alignment import DEFAULT_PROMPT
+from core.store.database import Label, ProjectStore
+
+# confirmed photos with the label before the model's uncertainty takes over from the guesses: the
+# ladder names a label with fewer than three photos too rare to learn, and five gives one a fold
+FIRST_ROUNDS_POSITIVES = 5
+PROMPTS_KEY = "label_prompts"  # project meta: {label name: [prompt, ...]} the person added
+# a label's name in five phrasings, their mean in the aligned space: chosen over the alignment's
+# one prompt on comp5329's validation part (bench/bench_zero_shot.py: 0.493 against 0.485 mAP on
+# the issue's six scenes, 0.307 against 0.291 on six of ours)
+TEMPLATES = (DEFAULT_PROMPT, "a picture of {}", "{}", "a photo showing {}", "a photo of the {}, outdoors")
+
+
+def label_prompts(name: str, extra: Iterable[str] = ()) -> list[str]:
+    """The queries for a label: its name in the chosen phrasings, then the person's own."""
+    prompts = [template.format(name) for template in TEMPLATES]
+    prompts += [p.strip() for p in extra if p.strip() and p.strip() not in prompts]
+    return prompts
+
+
+def saved_prompts(store: ProjectStore) -> dict[str, list[str]]:
+    try:
+        saved = json.loads(store.get_meta(PROMPTS_KEY) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): [str(p) for p in v] for k, v in saved.items() if isinstance(v, list)} if isinstance(saved, dict) else {}
+
+
+def add_prompt(store: ProjectStore, label: str, prompt: str) -> list[str]:
+    """Keep another way of saying what the label shows ("a snowy mountain" for "snow")."""
+    saved = saved_prompts(store)
+    prompts = saved.setdefault(label, [])
+    if prompt.strip() and prompt.strip() not in prompts:
+        prompts.append(prompt.strip())
+    store.set_meta(PROMPTS_KEY, json.dumps(saved))
+    return label_prompts(label, prompts)
+
+
+def unknown_labels(labels: Sequence[Label], model_labels: Iterable[str]) -> list[Label]:
+    """The project's labels the model has never learnt (by the name models know them by)."""
+    known = set(model_labels)
+    return [label for label in labels if (label.origin or label.name) not in known]
+
+
+def first_round_picks(guesses: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                      confirmed: Mapping[int, Mapping[str, bool]], n: int,
+                      candidates: set[int] | None = None) -> list[tuple[int, str]]:
+    """Up to `n` undecided photos, best guesses first, for the labels with fewer than
+    `FIRST_ROUNDS_POSITIVES` confirmed photos; the labels take turns, so each gets its first
+    photos. `guesses`: label -> (image ids, scores); `confirmed`: the person's decisions.
+    Returns (image id, the label it is a guess for)."""
+    queues = []
+    for name, (image_ids, scores) in guesses.items():
+        positives = sum(1 for decided in confirmed.values() if decided.get(name))
+        if positives < FIRST_ROUNDS_POSITIVES:
+            order = np.asarray(image_ids)[np.argsort(-np.asarray(scores), kind="stable")]
+            queues.append((name, iter([int(i) for i in order if int(i) not in confirmed
+                                       and (candidates is None or int(i) in candidates)])))
+    picked: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    while queues and len(picked) < n:
+        for entry in list(queues):
+            name, queue = entry
+            for image_id in queue:
+                if image_id not in seen:
+                    seen.add(image_id)
+                    picked.append((image_id, name))
+                    break
+            else:
+                queues.remove(entry)
+            if len(picked) >= n:
+                break
+    return picked
