@@ -150,3 +150,13 @@ def test_the_training_tab_switch_for_generated_captions_is_kept_per_folder(qtbot
     window.open_folder(sample_folder)
     qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
     assert not switch.isChecked() and not window.project.learns_generated_captions
+
+
+def test_the_window_fits_a_laptop_screen_on_every_tab(qtbot, window, sample_folder):
+    """1,024 x 640 (issue 34): no tab's controls may push the window wider than a laptop's screen."""
+    open_window(qtbot, window, sample_folder)
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        window.resize(1024, 640)
+        qtbot.waitUntil(lambda: window.width() == 1024 and window.height() == 640, timeout=5_000)
+        assert window.minimumSizeHint().width() <= 1024, window.tabs.tabText(index)
