@@ -157,7 +157,7 @@ def flickr_features(encoders: Encoders, alignment: Alignment) -> tuple[list[str]
     run_to_end(scan_job(store))
     run_to_end(search_job(store, SearchRequest("a dog", prefer_gpu=False)))  # embeds whatever is missing
     records = store.images()
-    cache = store.cached_embeddings(alignment.key)
+    cache = store.cached_embeddings(alignment.require_encoders(encoders.image_key, encoders.text_key).key)
     names = [r.relpath for r in records if r.id in cache]
     aligned = np.stack([cache[r.id][1] for r in records if r.id in cache]).astype(np.float32)
     raw = store.cached_embeddings(encoders.image_key)  # the pooled features the probe reads, as classify caches them

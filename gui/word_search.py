@@ -120,7 +120,15 @@ class WordSearch(QObject):
         handle.succeeded.connect(self._on_built)
         handle.finished.connect(lambda: setattr(self, "building", None) if self.building is handle else None)
         handle.cancelled.connect(self.mark_stale)
-        handle.failed.connect(self.mark_stale)
+        handle.failed.connect(self._on_build_failed)
+
+    def _on_build_failed(self, exc: object) -> None:
+        """Said where the person looks (a missing or mismatched alignment would otherwise leave the
+        box waiting for a ranking that never comes); the next search tries again."""
+        self.mark_stale()
+        log.warning("indexing for search failed: %s", exc)
+        if self._wanted or self._prompts:
+            self.window.statusBar().showMessage(f"Search by meaning is unavailable: {exc}", 15000)
 
     def _on_built(self, outcome: RefreshOutcome) -> None:
         if outcome.failures:

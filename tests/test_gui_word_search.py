@@ -71,3 +71,16 @@ def test_a_new_label_shows_guesses_from_its_name_before_any_confirmation(qtbot, 
     window.next_to_label()
     assert [project.records.relpath(i) for i in window.selected_ids()] == ["rocket.jpg"]
     qtbot.waitUntil(lambda: not window.jobs.queue.busy, timeout=10_000)
+
+
+def test_a_search_that_cannot_rank_says_why(qtbot, window, sample_folder, tmp_path, monkeypatch):
+    """No alignment installed (or one of other encoders): the status bar says so instead of the
+    box waiting for a ranking that never comes."""
+    monkeypatch.setenv("TAGLINE_ALIGNMENT", str(tmp_path / "no-alignment"))
+    window.settings.prefer_gpu = False
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    type_words(qtbot, window, "a cat")
+    qtbot.waitUntil(lambda: "Search by meaning is unavailable" in window.statusBar().currentMessage(), timeout=60_000)
+    assert "no image-text alignment" in window.statusBar().currentMessage()
+    assert not window.model.by_meaning

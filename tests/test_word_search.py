@@ -40,6 +40,16 @@ def test_features_of_another_encoder_version_are_refused() -> None:
         alignment.require_encoders("image:efficientnet_lite0@256.r2", alignment.text_key)
 
 
+def test_reduced_precision_features_of_its_encoders_are_read_and_kept_apart() -> None:
+    """OpenVINO bf16 (the default on CPUs with bf16) gives the same encoders' features at a lower
+    precision: the same space, so searches work there, and their projections are cached apart."""
+    alignment = load_alignment()
+    bf16 = alignment.require_encoders(alignment.image_key + "+bf16", alignment.text_key + "+bf16")
+    assert bf16.key == alignment.key + "+bf16" and bf16.version == alignment.version
+    assert alignment.require_encoders(alignment.image_key, alignment.text_key).key == alignment.key
+    np.testing.assert_array_equal(bf16.image_weight, alignment.image_weight)
+
+
 def test_search_refuses_an_alignment_of_other_encoders(sample_folder: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "alignment"
@@ -160,11 +170,12 @@ def test_a_word_index_answers_many_queries_from_memory(sample_folder: Path) -> N
     store = ProjectStore(sample_folder)
     run_to_end(scan_job(store))
     run_to_end(search_job(store, SearchRequest("anything", 1)))  # embeds and keeps the aligned vectors
-    alignment = load_alignment()
+    encoders = default_encoders()  # the runtime this CPU gets (bf16 features where it has bf16)
+    alignment = load_alignment().require_encoders(encoders.image_key, encoders.text_key)
     index = WordIndex.from_cache(aligned_cache(store, alignment), store.images(), alignment.dim)
     assert len(index) == 4
     names = {r.id: r.relpath for r in store.images()}
-    queries = query_vectors(default_encoders(), alignment, ["a cat", "an astronaut"])
+    queries = query_vectors(encoders, alignment, ["a cat", "an astronaut"])
     assert [names[index.rank(q, 1)[0][0]] for q in queries] == ["chelsea.jpg", "astronaut.jpg"]
     ids, scores = index.rank(queries[0], 10)
     assert len(ids) == 4 and scores == sorted(scores, reverse=True)

@@ -43,7 +43,7 @@ def search_job(store: ProjectStore, request: SearchRequest, cancel: CancelToken 
     alignment = load_alignment(request.alignment)
     encoders = Encoders(image_spec(str(alignment.info.get("image_encoder", "efficientnet_lite0"))),
                         text_spec(str(alignment.info.get("text_encoder", "minilm_l6"))), request.prefer_gpu)
-    alignment.require_encoders(encoders.image_key, encoders.text_key)
+    alignment = alignment.require_encoders(encoders.image_key, encoders.text_key)
     records = store.images()
     cache = aligned_cache(store, alignment)
     stale = stale_records(cache, records)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,23 +36,31 @@ class Alignment:
     text_bias: np.ndarray
     prompt: str = DEFAULT_PROMPT  # how a label's name becomes a query ("a photo of {}")
     info: dict[str, Any] = field(default_factory=dict)
+    features_precision: str = ""  # "+bf16" where the features read are of reduced precision (`require_encoders`)
 
     @property
     def key(self) -> str:
-        """The embeddings-table key of the projected photo vectors (float16, unit length)."""
-        return f"align:{self.version}"
+        """The embeddings-table key of the projected photo vectors (float16, unit length); vectors
+        projected from reduced-precision features are kept apart (`features_precision`)."""
+        return f"align:{self.version}{self.features_precision}"
 
     @property
     def dim(self) -> int:
         return int(self.image_weight.shape[1])
 
-    def require_encoders(self, image_key: str, text_key: str) -> None:
-        """Refuse features of another encoder version (or precision): their space is not ours."""
-        if (image_key, text_key) != (self.image_key, self.text_key):
+    def require_encoders(self, image_key: str, text_key: str) -> Alignment:
+        """This alignment for features with these cache keys. The same encoders at a reduced
+        precision (OpenVINO bf16, the default on CPUs that have it: cosine 0.9988 to f32 on
+        average, docs/benchmarks.md) are the same space, so they are read, their projected vectors
+        kept under a key of their own; another encoder version is refused: its space is not ours."""
+        (image_base, _, image_precision), (text_base, _, text_precision) = image_key.partition("+"), text_key.partition("+")
+        if (image_base, text_base) != (self.image_key, self.text_key):
             raise ModelError(
                 f"the alignment {self.version} was trained on {self.image_key} and {self.text_key}, but these features "
                 f"come from {image_key} and {text_key}; retrain it (python -m core.models.alignment_train) or use "
                 f"the encoders it names (the default runtime)")
+        precision = image_precision or text_precision
+        return replace(self, features_precision=f"+{precision}" if precision else "")
 
     def project_images(self, vectors: np.ndarray) -> np.ndarray:
         return _unit(np.asarray(vectors, np.float32) @ self.image_weight + self.image_bias)

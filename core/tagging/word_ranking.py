@@ -93,7 +93,7 @@ class ProjectWords:
             alignment = load_alignment(self.alignment_dir)
             encoders = Encoders(image_spec(str(alignment.info.get("image_encoder", "efficientnet_lite0"))),
                                 text_spec(str(alignment.info.get("text_encoder", "minilm_l6"))), self.prefer_gpu)
-            alignment.require_encoders(encoders.image_key, encoders.text_key)
+            alignment = alignment.require_encoders(encoders.image_key, encoders.text_key)
             encoders.text.encode(["warm up"])  # the session loads here, on the worker, not at the first query
             self.alignment, self.encoders = alignment, encoders
         alignment, encoders = self.alignment, self.encoders
