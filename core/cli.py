@@ -267,6 +267,24 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return _status(args)
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    from core.tagging.label_guesses import label_prompts, saved_prompts, set_prompts
+
+    store = _open_store(args)
+    names = [label.name for label in store.labels()]
+    if args.label not in names:
+        _warn(f"no label {args.label!r} in this project" + (f" (its labels: {', '.join(names)})" if names else "")
+              + "; add it in the app, or import labels, first")
+        return EXIT_ERROR
+    own = [] if args.clear else saved_prompts(store).get(args.label, [])
+    words = " ".join(args.words).strip()
+    if args.clear or words:
+        set_prompts(store, args.label, [*own, words])
+    for prompt in label_prompts(args.label, saved_prompts(store).get(args.label, [])):
+        print(prompt)
+    return _status(args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.jobs.evaluate import EvaluateRequest, evaluate_job
     from core.tagging.evaluation import format_report
@@ -494,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="uncertain: labels nearest their thresholds (default); diverse: spread over the photos; random")
     sub.add_argument("--out", help="write ImageID,Uncertainty as CSV instead of printing the names")
     sub.set_defaults(func=cmd_suggest)
+
+    sub = folder_verb("describe", "Say in other words what a label shows ('a snowy mountain' for snow): a label no "
+                                  "model knows is guessed from these and its name, and its first training starts from "
+                                  "them. Prints the label's queries, its own last.")
+    sub.add_argument("label", help="a label of the project")
+    sub.add_argument("words", nargs="*", help="what its photos show (none: only print its queries)")
+    sub.add_argument("--clear", action="store_true", help="forget the label's own words first (its name stays)")
+    sub.set_defaults(func=cmd_describe)
 
     sub = folder_verb("train", "Train a model from the project's confirmed labels. Under 3,000 labelled photos every "
                                "photo trains and the recipe and score come from 5-fold cross-validation; from 3,000 "

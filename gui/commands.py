@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from core.errors import StoreError, TaglineError
 from core.store.database import LabelSnapshot
+from core.tagging.label_guesses import rename_label
 from gui import errors
 from gui.project import Project
 
@@ -229,10 +230,10 @@ class RenameLabelCommand(VocabularyCommand):
         self.new = new
 
     def redo(self) -> None:
-        self._apply(lambda: self.project.store.rename_label(self.old, self.new), "apply")
+        self._apply(lambda: rename_label(self.project.store, self.old, self.new), "apply")
 
     def undo(self) -> None:
-        self._apply(lambda: self.project.store.rename_label(self.new, self.old), "undo")
+        self._apply(lambda: rename_label(self.project.store, self.new, self.old), "undo")
 
 
 class HotkeyCommand(VocabularyCommand):

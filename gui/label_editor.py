@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.tagging.label_guesses import saved_prompts, set_prompts
 from gui.commands import (
     AddLabelCommand,
     DeleteLabelCommand,
@@ -49,6 +50,8 @@ class LabelEditor(QDialog):
             ("Set all…", self._set_all, "Type, paste or load the whole list at once (one label a line, "
                                         "'name = id' to give ids); labels left out are deleted"),
             ("Rename…", self._rename, ""), ("Key…", self._hotkey, "A key of its own: 1-9, F2, Alt+3, ..."),
+            ("Describe…", self._describe, "Other ways of saying what the label shows ('a snowy mountain' for snow): "
+                                          "its guesses before any photo is confirmed and its first training read them"),
             ("Id…", self._external_id, "The id exported with 'label ids' (e.g. a COCO category number)"),
             ("Up", lambda: self._move(-1), "Move up (the order of the list and of the keys 1-9)"),
             ("Down", lambda: self._move(1), "Move down"),
@@ -76,10 +79,12 @@ class LabelEditor(QDialog):
     def _fill(self) -> None:
         row = self.list.currentRow()
         self.list.clear()
+        prompts = saved_prompts(self.project.store)
         for i, label in enumerate(self.project.labels):
             key = hotkey_for(i, label.hotkey)
+            own = prompts.get(label.name, [])
             self.list.addItem(f"{label.name}" + (f"   id {label.external_id}" if label.external_id else "")
-                              + (f"   [{key}]" if key else ""))
+                              + (f"   [{key}]" if key else "") + (f"   “{'”, “'.join(own)}”" if own else ""))
         self.list.setCurrentRow(min(row, self.list.count() - 1))
 
     def _selected(self) -> str | None:
@@ -108,6 +113,18 @@ class LabelEditor(QDialog):
         new, ok = QInputDialog.getText(self, "Rename label", "New name", text=old)
         if ok and new.strip() and new.strip() != old and self._name_is_free(new.strip()):
             self._push(RenameLabelCommand(self.project, old, new.strip()))
+
+    def _describe(self) -> None:
+        name = self._selected()
+        if name is None:
+            return
+        saved = saved_prompts(self.project.store).get(name, [])
+        text, ok = QInputDialog.getMultiLineText(
+            self, "Describe label", f"What photos of {name} show, in other words, one a line (its name is always read "
+                                    "too; empty: the name alone):", "\n".join(saved))
+        if ok and text.splitlines() != saved:
+            set_prompts(self.project.store, name, text.splitlines())
+            self.project.labels_changed.emit()  # the window guesses again with them
 
     def _hotkey(self) -> None:
         name = self._selected()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from core.tagging.label_guesses import saved_prompts
 from tests.gui_helpers import *  # noqa: F403  (the GUI fixtures)
 from tests.gui_helpers import fake_predictions
 
@@ -68,3 +69,27 @@ def test_several_deleted_at_once_reordered_and_every_label_has_a_key(qtbot, monk
     project.undo_stack.undo()
     project.undo_stack.undo()
     assert project.label_names() == [f"label{i}" for i in range(22)]
+
+
+def test_a_label_described_in_other_words_and_renamed_keeps_them(qtbot, monkeypatch, synced_store):
+    """Describe… keeps the person's words for a label (its guesses and first training read
+    them); a rename, and its undo, carry them along."""
+    from gui import label_editor
+    from gui.project import Project
+
+    synced_store.ensure_labels(["snow", "boat"])
+    project = Project(synced_store)
+    editor = label_editor.LabelEditor(project)
+    qtbot.addWidget(editor)
+    changed = []
+    project.labels_changed.connect(lambda: changed.append(True))
+    monkeypatch.setattr(label_editor.QInputDialog, "getMultiLineText",
+                        staticmethod(lambda *_a, **_k: ("a snowy mountain\n\na ski slope", True)))
+    editor.list.setCurrentRow(0)
+    editor._describe()
+    assert saved_prompts(synced_store) == {"snow": ["a snowy mountain", "a ski slope"]} and changed
+    monkeypatch.setattr(label_editor.QInputDialog, "getText", staticmethod(lambda *_a, **_k: ("winter", True)))
+    editor._rename()
+    assert saved_prompts(synced_store) == {"winter": ["a snowy mountain", "a ski slope"]}
+    project.undo_stack.undo()
+    assert project.label_names() == ["snow", "boat"] and saved_prompts(synced_store)["snow"][0] == "a snowy mountain"

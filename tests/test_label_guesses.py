@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from core.jobs.project import scan_job
 from core.jobs.suggest import SuggestRequest, suggest_job
@@ -55,3 +56,26 @@ def test_a_persons_prompts_are_kept_beside_the_default_one(sample_folder: Path) 
     store.ensure_labels(["person", "snow"])
     assert [label.name for label in unknown_labels(store.labels(), ["person", "cat"])] == ["snow"]
     store.close()
+
+
+def test_a_label_described_in_other_words_keeps_them_through_a_rename(sample_folder: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import main
+    from core.tagging.label_guesses import rename_label, set_prompts
+
+    assert main(["-q", "scan", str(sample_folder)]) == 0
+    with ProjectStore(sample_folder) as store:
+        store.ensure_labels(["traffic_light"])
+    capsys.readouterr()
+    assert main(["-q", "describe", str(sample_folder), "traffic_light", "a", "red", "light", "at", "a", "crossing"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "a photo of traffic light" and printed[-1] == "a red light at a crossing"
+    with ProjectStore(sample_folder) as store:
+        rename_label(store, "traffic_light", "signal")
+        assert saved_prompts(store) == {"signal": ["a red light at a crossing"]}
+        assert set_prompts(store, "signal", ["", " a red light at a crossing ", "a green light"])[-2:] == [
+            "a red light at a crossing", "a green light"]
+    assert main(["-q", "describe", str(sample_folder), "signal", "--clear"]) == 0
+    assert capsys.readouterr().out.splitlines() == label_prompts("signal")
+    with ProjectStore(sample_folder) as store:
+        assert saved_prompts(store) == {}

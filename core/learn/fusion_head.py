@@ -32,6 +32,7 @@ class HeadConfig:
     kind: str = "mlp"  # or "linear": one layer over the standardised inputs (the rung for few labels)
     name_prior: bool = False  # linear: add how close each caption is to each label's name (one learnt scale)
     mention_dim: int = 0  # columns after the sentence embedding, one per label: 1 where the caption names it
+    prior_dim: int = 0  # linear: the aligned space's size when each label's zero-shot score is an input (label_prior)
     # refined (core.learn.refine): a model the project already had, kept inside this one, its logits corrected
     # per label, and heads of their own for the labels after its own: members as {"head": config, "weight": w}
     base: list[dict[str, Any]] = field(default_factory=list)
@@ -156,7 +157,10 @@ def create_linear_head(config: HeadConfig) -> Any:
     trained). One scale shared by every label: a label seen on two photos still gains from a
     caption that names it, which its own weights cannot learn from so few. With `mention_dim`, a
     second shared scale weighs whether the caption says the label's name outright (the columns
-    after the sentence embedding; a named label is nearly always there, docs/benchmarks.md)."""
+    after the sentence embedding; a named label is nearly always there, docs/benchmarks.md). With
+    `prior_dim`, a third shared scale weighs how well the photo matches the label's prompts in the
+    image-text alignment, standardised per label (`core.learn.label_prior`): the photo alone, so
+    it helps photos without captions most."""
     import torch
     from torch import nn
 
@@ -174,6 +178,13 @@ def create_linear_head(config: HeadConfig) -> Any:
                 self.name_scale = nn.Parameter(torch.zeros(()))
             if config.mention_dim:
                 self.mention_scale = nn.Parameter(torch.zeros(()))
+            if config.prior_dim:
+                self.register_buffer("align_weight", torch.zeros(config.image_dim, config.prior_dim))
+                self.register_buffer("align_bias", torch.zeros(config.prior_dim))
+                self.register_buffer("label_prompts", torch.zeros(config.num_labels, config.prior_dim))
+                self.register_buffer("prior_mean", torch.zeros(config.num_labels))
+                self.register_buffer("prior_std", torch.ones(config.num_labels))
+                self.prior_scale = nn.Parameter(torch.zeros(()))
 
         def features(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor) -> torch.Tensor:
             flag = has_caption.unsqueeze(1)
@@ -191,9 +202,17 @@ def create_linear_head(config: HeadConfig) -> Any:
             start = config.sentence_dim()
             return text[:, start : start + config.mention_dim] * has_caption.unsqueeze(1)
 
+        def zero_shot(self, image: torch.Tensor) -> torch.Tensor:
+            """(photos, labels) the photo's closeness to each label's prompts, standardised per label."""
+            projected = torch.nn.functional.normalize(image @ self.get_buffer("align_weight") + self.get_buffer("align_bias"), dim=1)
+            closeness = projected @ self.get_buffer("label_prompts").T
+            return (closeness - self.get_buffer("prior_mean")) / self.get_buffer("prior_std")
+
         def forward(self, image: torch.Tensor, text: torch.Tensor, has_caption: torch.Tensor,
                     words: torch.Tensor | None = None) -> torch.Tensor:
             logits = self.linear(self.features(image, text, has_caption))
+            if config.prior_dim:
+                logits = logits + self.prior_scale * self.zero_shot(image)
             if config.name_prior:
                 logits = logits + self.name_scale * self.name_closeness(text, has_caption)
             if config.mention_dim:

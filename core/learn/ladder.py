@@ -25,6 +25,10 @@ from core.progress import CancelToken, Job, Progress
 CV_LIMIT = 3000  # below this many labelled photos, cross-validate on all of them
 BLEND_BELOW = 100  # below this many photos the blend is kept whatever the folds say (choosing between rungs is noise there)
 RARE = 3  # a label with fewer positives than this is reported as too rare to learn reliably
+# Below BLEND_BELOW photos, labels with a zero-shot prior (core.learn.label_prior) are learnt by the linear rung
+# alone: the MLP cannot read the prior, and averaging with it halved what the prior gave (bench_label_prior).
+PRIOR_LINEAR_ONLY = True
+PRIOR_STRENGTHS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,11 @@ def mlp_config(n: int, seed: int = 0) -> TrainConfig:
                        weight_decay=0.05, ensemble=1, seed=seed)
 
 
-def default_rungs(n: int, seed: int = 0) -> list[Rung]:
-    rungs = [Rung(f"linear l2={l2:g}", "linear", l2=l2) for l2 in (1e-3, 3e-3, 1e-2, 3e-2)]
+def default_rungs(n: int, seed: int = 0, prior: bool = False) -> list[Rung]:
+    """The linear rung at four strengths and the MLP; with a zero-shot prior, stronger strengths
+    too, up to weights so small that the label is ranked by its name alone (the folds choose)."""
+    strengths = (1e-3, 3e-3, 1e-2, 3e-2) + (PRIOR_STRENGTHS if prior else ())
+    rungs = [Rung(f"linear l2={l2:g}", "linear", l2=l2) for l2 in strengths]
     return rungs + [Rung("mlp", "mlp", config=mlp_config(n, seed))]
 
 
@@ -104,10 +111,20 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
     image, text, flag, y = (torch.from_numpy(np.ascontiguousarray(a[idx], dtype=np.float32))
                             for a in (data.image, data.text, data.has_caption, data.targets))
     named = data.label_text is not None
+    prior = data.label_prior
     config = HeadConfig(data.image.shape[1], data.text.shape[1], len(data.labels), kind="linear",
-                        words_dim=data.words_dim, name_prior=named, mention_dim=data.mention_dim)
+                        words_dim=data.words_dim, name_prior=named, mention_dim=data.mention_dim,
+                        prior_dim=prior.dim if prior is not None else 0)
     head = create_linear_head(config)
+    zero_shot = None
     with torch.no_grad():
+        if prior is not None:  # standardised on these photos; the scale starts where validation put it
+            mean, std = prior.statistics(data.image[idx])
+            for name, value in (("align_weight", prior.image_weight), ("align_bias", prior.image_bias),
+                                ("label_prompts", prior.prompts), ("prior_mean", mean), ("prior_std", std)):
+                head.get_buffer(name).copy_(torch.from_numpy(np.asarray(value, np.float32)))
+            head.prior_scale.fill_(prior.weight)
+            zero_shot = head.zero_shot(image)
         for buffer, value in zip((head.image_mean, head.image_std, head.text_mean, head.text_std),
                                  input_statistics(image, text, flag, text.shape[1])):
             buffer.copy_(value)
@@ -126,7 +143,8 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
     start = head.linear.weight.detach()
     coef = torch.nn.Parameter(start @ vt.T if vt is not None else start.clone())  # the start, in the photos' span
     parameters = [coef, head.linear.bias, *([head.name_scale] if named else []),
-                  *([head.mention_scale] if mentions is not None else [])]
+                  *([head.mention_scale] if mentions is not None else []),
+                  *([head.prior_scale] if zero_shot is not None else [])]
     loss_fn = make_loss("weighted_bce", data.targets[idx])
     strength = [0.0]
 
@@ -138,7 +156,11 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
             logits = logits + head.name_scale * closeness
         if mentions is not None:
             logits = logits + head.mention_scale * mentions
+        if zero_shot is not None:
+            logits = logits + head.prior_scale * zero_shot
         loss = loss_fn(logits, y) + strength[0] * coef.pow(2).sum() / 2
+        if zero_shot is not None and prior is not None:  # the start is worth `prior.worth` photos
+            loss = loss + prior.worth / len(idx) * (head.prior_scale - prior.weight).pow(2)
         loss.backward()
         return loss
 
@@ -221,7 +243,9 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     k = int(min(k, n))
     if k < 2:
         raise TaglineError(f"{n} photo has a confirmed label; confirm at least two to train")
-    rungs = rungs or default_rungs(n, seed)
+    linear_only = PRIOR_LINEAR_ONLY and data.label_prior is not None and n < BLEND_BELOW
+    prior = data.label_prior is not None
+    rungs = rungs or [r for r in default_rungs(n, seed, prior) if not (linear_only and r.kind == "mlp")]
     folds = assign_folds(data.targets, k, seed)
     truth = data.targets.astype(bool)
     scores: dict[str, float] = {}  # every candidate's out-of-fold samples F1, with and without fallback
@@ -237,7 +261,9 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     linear_rungs = [rung for rung in rungs if rung.kind == "linear"]
     if linear_rungs:
         path = yield from _oof_linear_path(data, folds, linear_rungs, cancel)
-        for rung in linear_rungs:
+        # with a prior, ties go to the strongest penalty: the folds of a few photos often cannot tell the
+        # strengths apart, and then the name's ranking, which the weakest would drown, is the better guess
+        for rung in sorted(linear_rungs, key=lambda r: -r.l2) if prior else linear_rungs:
             consider(rung, path[rung.name])
     for rung in (r for r in rungs if r.kind != "linear"):
         yield Progress("cross-validate", 0, 1, message=f"cross-validating {rung.name}")

@@ -314,7 +314,8 @@ def new_label_data(data: TrainingData, rows: np.ndarray, columns: list[int]) -> 
     sub = replace(data, image=data.image[rows], text=data.text[rows], has_caption=data.has_caption[rows],
                   targets=data.targets[rows][:, columns], labels=[data.labels[c] for c in columns],
                   captions=[data.captions[i] for i in rows] if data.captions else [],
-                  label_text=None if data.label_text is None else data.label_text[columns])
+                  label_text=None if data.label_text is None else data.label_text[columns],
+                  label_prior=None if data.label_prior is None else data.label_prior.subset(columns))
     if sub.label_text is None or len(sub.captions) != len(rows):
         return sub
     found = name_mentions(sub.captions, sub.labels)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from core.learn.fusion_head import HeadConfig, create_head
+from core.learn.label_prior import LabelPrior
 from core.learn.metrics import best_global_threshold, best_label_thresholds, decide, samples_f1
 from core.progress import CancelToken, Job, Progress
 
@@ -24,6 +25,7 @@ class TrainingData:
     words_dim: int = 0  # the last `words_dim` columns of `text` are a binary bag of caption words
     label_text: np.ndarray | None = None  # (labels, sentence dim): each label's name through the caption encoder
     mention_dim: int = 0  # the `mention_dim` columns after the sentence embedding: 1 where the caption names label j
+    label_prior: LabelPrior | None = None  # each label's zero-shot score from its prompts (the linear rung reads it)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from core.models.alignment import DEFAULT_PROMPT
+from core.errors import ModelError
+from core.learn.label_prior import LabelPrior
+from core.models.alignment import DEFAULT_PROMPT, load_alignment
+from core.models.encoders import TextEncoder
 from core.store.database import Label, ProjectStore
 
 # confirmed photos with the label before the model's uncertainty takes over from the guesses: the
@@ -30,8 +33,10 @@ TEMPLATES = (DEFAULT_PROMPT, "a picture of {}", "{}", "a photo showing {}", "a p
 
 
 def label_prompts(name: str, extra: Iterable[str] = ()) -> list[str]:
-    """The queries for a label: its name in the chosen phrasings, then the person's own."""
-    prompts = [template.format(name) for template in TEMPLATES]
+    """The queries for a label: its name in the chosen phrasings ("traffic_light" read as
+    "traffic light"), then the person's own."""
+    readable = name.replace("_", " ").replace("-", " ")
+    prompts = [template.format(readable) for template in TEMPLATES]
     prompts += [p.strip() for p in extra if p.strip() and p.strip() not in prompts]
     return prompts
 
@@ -52,6 +57,27 @@ def add_prompt(store: ProjectStore, label: str, prompt: str) -> list[str]:
         prompts.append(prompt.strip())
     store.set_meta(PROMPTS_KEY, json.dumps(saved))
     return label_prompts(label, prompts)
+
+
+def set_prompts(store: ProjectStore, label: str, prompts: Iterable[str]) -> list[str]:
+    """The person's own ways of saying what the label shows, all at once (none: the name alone)."""
+    saved = saved_prompts(store)
+    kept = list(dict.fromkeys(p.strip() for p in prompts if p.strip()))
+    if kept:
+        saved[label] = kept
+    else:
+        saved.pop(label, None)
+    store.set_meta(PROMPTS_KEY, json.dumps(saved))
+    return label_prompts(label, kept)
+
+
+def rename_label(store: ProjectStore, old: str, new: str) -> None:
+    """Rename a label; it keeps the prompts the person gave it."""
+    store.rename_label(old, new)
+    saved = saved_prompts(store)
+    if old in saved:
+        saved[new] = saved.pop(old)
+        store.set_meta(PROMPTS_KEY, json.dumps(saved))
 
 
 def unknown_labels(labels: Sequence[Label], model_labels: Iterable[str]) -> list[Label]:
@@ -89,3 +115,23 @@ def first_round_picks(guesses: Mapping[str, tuple[np.ndarray, np.ndarray]],
             if len(picked) >= n:
                 break
     return picked
+
+
+def build_label_prior(names: Sequence[str], text_encoder: TextEncoder, extra: Mapping[str, Sequence[str]] | None = None,
+                      image_key: str | None = None, text_key: str | None = None) -> LabelPrior | None:
+    """The shipped alignment's prior for these labels (their names in the chosen phrasings and
+    the prompts the person added), for the trainer (`core.learn.label_prior`); None where no
+    alignment is installed or it was trained on other encoders than these features'."""
+    try:
+        alignment = load_alignment()
+        if image_key is not None and text_key is not None:
+            alignment = alignment.require_encoders(image_key, text_key)
+    except ModelError:
+        return None
+    rows = []
+    for name in names:
+        prompts = label_prompts(name, (extra or {}).get(name, ()))
+        vectors = alignment.project_texts(np.asarray(text_encoder.encode(prompts), np.float32))
+        mean = vectors.mean(0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-8))
+    return LabelPrior(alignment.key, alignment.image_weight, alignment.image_bias, np.stack(rows).astype(np.float32))

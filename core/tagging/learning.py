@@ -17,6 +17,7 @@ import numpy as np
 from core.errors import TaglineError
 from core.learn.caption_words import bag_of_words, build_vocabulary, name_mentions
 from core.learn.gate import Comparison
+from core.learn.label_prior import LabelPrior
 from core.learn.ladder import CV_LIMIT, train_small
 from core.learn.metrics import decide, evaluate, thresholds_by_row
 from core.learn.refine import refine
@@ -26,7 +27,11 @@ from core.models.model_files import ClassifierInfo, save_classifier
 from core.progress import CancelToken, Job, Progress
 from core.store.database import ProjectStore
 from core.tagging.classifier import classification_captions, generated_trust
+from core.tagging.label_guesses import build_label_prior, saved_prompts
 from core.tagging.refining import compare_with_current, current_model, refine_base, refined_info, short_digest
+from core.tagging.word_search import aligned_matrix
+
+MIN_PROJECT_PHOTOS = 50  # fewer photos with an aligned vector: the prior is standardised over those trained on
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,28 @@ def collect_training_data(
     return data, [relpaths[p[0]] for p in parts]
 
 
+def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str]) -> LabelPrior | None:
+    """Each label's zero-shot score from its prompts (`core.learn.label_prior`), standardised over
+    the project's photos where their aligned vectors are kept (the search and the guesses keep
+    them), else over the photos trained on; None without an alignment for these encoders."""
+    prior = build_label_prior(names, encoders.text, saved_prompts(store), encoders.image_key, encoders.text_key)
+    if prior is None:
+        return None
+    _, matrix = aligned_matrix(store.cached_embeddings(prior.alignment_key), store.images(), prior.dim)
+    if len(matrix) < MIN_PROJECT_PHOTOS:
+        return prior
+    scores = matrix @ prior.prompts.T
+    return replace(prior, mean=scores.mean(0), std=np.maximum(scores.std(0), 1e-3))
+
+
+def prior_record(prior: LabelPrior | None, labels: list[str]) -> dict[str, object]:
+    """What model.json says of the zero-shot prior: which alignment, which labels learnt with it."""
+    if prior is None or not labels:
+        return {}
+    return {"alignment": prior.alignment_key, "labels": labels, "weight": prior.weight, "worth": prior.worth,
+            "standardised_over": "project" if prior.mean is not None else "trained photos"}
+
+
 def learn(
     store: ProjectStore,
     out_dir: Path,
@@ -126,6 +153,7 @@ def learn(
     model weighs them against the photo alone when it classifies (`generated_trust`).
     """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel, use_generated=generated_captions)
+    data = replace(data, label_prior=project_label_prior(store, encoders, data.labels))
     records = {r.relpath: r for r in store.images()}
     sources = store.captions() if generated_captions else {}
     generated = np.array([sources.get(records[p].id, ("", ""))[1] == "generated" for p in relpaths], bool)
@@ -147,6 +175,7 @@ def learn(
         comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys,
                                           generated)
         info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
+        info.training["label_prior"] = prior_record(data.label_prior, refined.labels[len(base[0].labels):])
         save_classifier(out_dir, info, tensors)
         yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
         return LearnResult(out_dir, info, [], comparison)
@@ -204,6 +233,7 @@ def learn(
         info.generated_captions = generated_trust(info.decision_thresholds(), int(generated.sum()))
     comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys, generated)
     info.metrics["comparison"] = comparison.as_dict()
+    info.training["label_prior"] = prior_record(data.label_prior if few else None, data.labels)
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
     return LearnResult(out_dir, info, [], comparison)
