@@ -10,7 +10,7 @@ captions, so the captions stay out), with:
   shared scale started at `--weight` and worth `--worth` photos, the linear rung alone below 100;
 - `prior+blend`: the same, still blended with the MLP (which cannot read the prior).
 
-Photos: comp5329's validation part (photos 0-14999 only; the held-out part is never read),
+Photos: comp5329's validation part (photos 0-14999 only; `--part holdout` once, for what validation chose),
 embedded here once and kept in /tmp. Each draw halves the part; the person confirms k photos
 of one half, picked as the app picks them (`guesses`: best guesses until five photos showing
 the label are confirmed, then at random) or at `random`; the other half scores the label by
@@ -41,17 +41,17 @@ from core.tagging.label_guesses import build_label_prior
 from core.tagging.learning import SplitRule
 from core.tagging.word_search import average_precision
 
-CACHE = Path("/tmp/tagline-comp5329-validation-lite0.npz")
 
-
-def validation_photos() -> tuple[np.ndarray, list[str]]:
-    """Lite0 features and captions of the validation part below photo 15000 (embedded once)."""
-    if CACHE.exists():
-        z = np.load(CACHE, allow_pickle=True)
+def part_photos(part: str = "validation") -> tuple[np.ndarray, list[str]]:
+    """Lite0 features and captions of a part (validation: below photo 15000), embedded once.
+    `holdout` is read once, for the configuration chosen on validation, never to choose."""
+    cache = Path(f"/tmp/tagline-comp5329-{part}-lite0.npz")
+    if cache.exists():
+        z = np.load(cache, allow_pickle=True)
         return z["image"], [str(c) for c in z["captions"]]
     with open(COMP / "train.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f)
-                if int(Path(r["ImageID"]).stem) < 15000 and SplitRule().part(r["ImageID"]) == "validation"]
+        rows = [r for r in csv.DictReader(f) if SplitRule().part(r["ImageID"]) == part
+                and (part != "validation" or int(Path(r["ImageID"]).stem) < 15000)]
     encoder = default_encoders().image
     features = []
     for start in range(0, len(rows), 32):
@@ -59,7 +59,7 @@ def validation_photos() -> tuple[np.ndarray, list[str]]:
         features.append(encoder.encode(encoder.stack(batch)).copy())
     image = np.concatenate(features).astype(np.float32)
     captions = [r["Caption"] for r in rows]
-    np.savez(CACHE, image=image, captions=np.array(captions, dtype=object))
+    np.savez(cache, image=image, captions=np.array(captions, dtype=object))
     return image, captions
 
 
@@ -81,6 +81,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--part", default="validation", choices=["validation", "holdout"])
     parser.add_argument("--sizes", default="5,10,25,50,100,200")
     parser.add_argument("--variants", default="none,prior,prior+blend")
     parser.add_argument("--strategies", default="guesses,random")
@@ -94,7 +95,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ladder.PRIOR_STRENGTHS = tuple(float(v) for v in args.strengths.split(",") if v)
     sizes = [int(s) for s in args.sizes.split(",")]
-    features, captions = validation_photos()
+    features, captions = part_photos(args.part)
     encoders = default_encoders()
     started = time.perf_counter()
     results: dict[str, dict[str, dict[int, list[float]]]] = {}
@@ -125,7 +126,7 @@ def main() -> None:
                             results.setdefault(key, {}).setdefault(name, {}).setdefault(k, []).append(ap)
         print(f"{name}: prevalence {truth.mean():.3f}, zero-shot AP {zero_shot[name]:.3f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
-    print(f"\nmean average precision over {len(zero_shot)} labels x {args.draws} draws, validation "
+    print(f"\nmean average precision over {len(zero_shot)} labels x {args.draws} draws, {args.part} "
           f"({len(captions)} photos; zero-shot alone {np.mean(list(zero_shot.values())):.3f}; "
           f"weight {args.weight:g}; strong rungs {args.strengths}; standardised over the {args.standardise} photos; "
           f"{time.perf_counter() - started:.0f} s)")

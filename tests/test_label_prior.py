@@ -117,3 +117,31 @@ def test_train_learns_a_new_label_from_its_name_and_two_photos(sample_folder, tm
     undecided = ["astronaut.jpg", "chelsea.jpg"]
     assert max(undecided, key=lambda name: float(rows[name]["p_astronaut"])) == "astronaut.jpg"
     assert float(rows["astronaut.jpg"]["p_rocket"]) < float(rows["rocket.jpg"]["p_rocket"])
+
+
+def test_the_prior_is_standardised_over_the_projects_photos(sample_folder, monkeypatch) -> None:
+    """Over the project's photos, not only the few trained on (which the first rounds pick from the
+    best guesses): from their kept aligned vectors, else their cached features, else none."""
+    from bench.common import default_encoders
+    from core.cli import main
+    from core.store.database import ProjectStore
+    from core.tagging import learning
+
+    monkeypatch.setattr(learning, "MIN_PROJECT_PHOTOS", 3)  # the sample has four photos
+    encoders = default_encoders()
+    assert main(["-q", "scan", str(sample_folder)]) == 0
+    with ProjectStore(sample_folder) as store:
+        alone = learning.project_label_prior(store, encoders, ["rocket", "cat"])
+        assert alone is not None and alone.mean is None  # nothing kept yet: the photos trained on
+    assert main(["-q", "classify", str(sample_folder)]) == 0  # keeps every photo's features
+    with ProjectStore(sample_folder) as store:
+        from_features = learning.project_label_prior(store, encoders, ["rocket", "cat"])
+        features = np.stack([v for _, v in store.cached_embeddings(encoders.image_key).values()])
+    assert from_features is not None and from_features.mean is not None and from_features.std is not None
+    np.testing.assert_allclose(from_features.mean, from_features.scores(features).mean(0), atol=1e-6)
+    assert main(["-q", "search", str(sample_folder), "a", "rocket"]) == 0  # keeps the aligned vectors
+    with ProjectStore(sample_folder) as store:
+        from_aligned = learning.project_label_prior(store, encoders, ["rocket", "cat"])
+        assert from_aligned is not None and len(store.cached_embeddings(from_aligned.alignment_key)) == 4
+    assert from_aligned.mean is not None
+    np.testing.assert_allclose(from_aligned.mean, from_features.mean, atol=5e-3)  # float16 kept vectors

@@ -29,9 +29,9 @@ from core.store.database import ProjectStore
 from core.tagging.classifier import classification_captions, generated_trust
 from core.tagging.label_guesses import build_label_prior, saved_prompts
 from core.tagging.refining import compare_with_current, current_model, refine_base, refined_info, short_digest
-from core.tagging.word_search import aligned_matrix
 
-MIN_PROJECT_PHOTOS = 50  # fewer photos with an aligned vector: the prior is standardised over those trained on
+MIN_PROJECT_PHOTOS = 50  # fewer photos with a kept vector: the prior is standardised over those trained on
+STATISTICS_SAMPLE = 5000  # photos the prior's statistics are read from (a million would be 10 GB of features)
 
 
 @dataclass(frozen=True)
@@ -104,15 +104,25 @@ def collect_training_data(
 
 def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str]) -> LabelPrior | None:
     """Each label's zero-shot score from its prompts (`core.learn.label_prior`), standardised over
-    the project's photos where their aligned vectors are kept (the search and the guesses keep
-    them), else over the photos trained on; None without an alignment for these encoders."""
+    the project's photos (up to `STATISTICS_SAMPLE` of them): their kept aligned vectors (the
+    search and the guesses keep them), else their cached features (classify keeps them), else the
+    photos trained on. None without an alignment for these encoders."""
     prior = build_label_prior(names, encoders.text, saved_prompts(store), encoders.image_key, encoders.text_key)
     if prior is None:
         return None
-    _, matrix = aligned_matrix(store.cached_embeddings(prior.alignment_key), store.images(), prior.dim)
-    if len(matrix) < MIN_PROJECT_PHOTOS:
+    ids = [r.id for r in store.images()]
+    if len(ids) > STATISTICS_SAMPLE:
+        ids = sorted(np.random.default_rng(0).choice(ids, STATISTICS_SAMPLE, replace=False).tolist())
+    scores = None
+    aligned = store.cached_embeddings(prior.alignment_key, ids)
+    if len(aligned) >= MIN_PROJECT_PHOTOS:
+        scores = np.stack([vector for _, vector in aligned.values()]) @ prior.prompts.T
+    else:
+        features = store.cached_embeddings(encoders.image_key, ids)
+        if len(features) >= MIN_PROJECT_PHOTOS:
+            scores = prior.scores(np.stack([vector for _, vector in features.values()]))
+    if scores is None:
         return prior
-    scores = matrix @ prior.prompts.T
     return replace(prior, mean=scores.mean(0), std=np.maximum(scores.std(0), 1e-3))
 
 
