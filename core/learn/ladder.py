@@ -28,7 +28,7 @@ RARE = 3  # a label with fewer positives than this is reported as too rare to le
 # Below BLEND_BELOW photos, labels with a zero-shot prior (core.learn.label_prior) are learnt by the linear rung
 # alone: the MLP cannot read the prior, and averaging with it halved what the prior gave (bench_label_prior).
 PRIOR_LINEAR_ONLY = True
-PRIOR_STRENGTHS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+PRIOR_STRENGTHS: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 
 
 @dataclass(frozen=True)
