@@ -138,8 +138,9 @@ class ModelEntry:
         return " · ".join(p for p in (self.made, self.kind, scored, "● in use" if active else "") if p)
 
     def tooltip(self) -> str:
-        return f"Model id {self.version}\nFolder: {self.folder}" if self.folder else \
-            f"Model id {self.version}\nThe model that came with Tagline"
+        """The whole line (a narrow window cuts it), the id and where the model lives."""
+        where = f"Folder: {self.folder}" if self.folder else "The model that came with Tagline"
+        return f"{self.text(False)}\nModel id {self.version}\n{where}"
 
 
 def model_entry(info: Any, folder: Path | None) -> ModelEntry:

@@ -76,5 +76,6 @@ def test_the_model_list_names_models_by_time_kind_and_score_with_id_and_folder_f
     assert trained.text().startswith("2026-12-05 08:58 · ") and trained.text().endswith("● in use")
     assert "samples F1" in trained.text() and "micro" not in trained.text()
     assert "20261205-cafe" in trained.toolTip() and str(made) in trained.toolTip()
+    assert trained.toolTip().startswith(trained.text().removesuffix(" · ● in use"))  # the whole line, cut or not
     assert "2026-12-05 08:58" in view.in_use.text() and "20261205-cafe" in view.in_use.text()
     assert view.versions.currentItem() is trained
