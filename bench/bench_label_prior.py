@@ -64,16 +64,20 @@ def part_photos(part: str = "validation") -> tuple[np.ndarray, list[str]]:
 
 
 def fit_and_score(features: np.ndarray, truth: np.ndarray, chosen: np.ndarray, test: np.ndarray,
-                  prior: LabelPrior | None, linear_only: bool) -> float:
+                  prior: LabelPrior | None, linear_only: bool) -> tuple[float, float, float]:
+    """Average precision of the label on the test photos, and the F1 and share of photos of its
+    decisions at the threshold the trainer chose (what the grid would show)."""
     y = truth[chosen]
     data = TrainingData(image=features[chosen], text=np.zeros((len(chosen), 384), np.float32),
                         has_caption=np.zeros(len(chosen), np.float32), targets=y[:, None], labels=["new"],
                         label_prior=prior)
     ladder.PRIOR_LINEAR_ONLY = linear_only
-    trained, _ = run_to_end(ladder.train_small(data))
+    trained, report = run_to_end(ladder.train_small(data))
     scores = predict_heads(trained.heads, features[test], np.zeros((len(test), 384), np.float32),
                            np.zeros(len(test), np.float32))[:, 0]
-    return average_precision(scores + 1e-9 * np.arange(len(test)), truth[test])
+    decided = scores >= report.threshold
+    f1 = 2 * float((decided & truth[test]).sum()) / max(int(decided.sum() + truth[test].sum()), 1)
+    return average_precision(scores + 1e-9 * np.arange(len(test)), truth[test]), f1, float(decided.mean())
 
 
 def main() -> None:
@@ -100,6 +104,7 @@ def main() -> None:
     started = time.perf_counter()
     results: dict[str, dict[str, dict[int, list[float]]]] = {}
     zero_shot: dict[str, float] = {}
+    decisions: dict[str, dict[str, dict[int, list[tuple[float, float]]]]] = {}
     for name, pattern in LABELS.items():
         truth = np.array([bool(re.search(pattern, c.lower())) for c in captions])
         if truth.sum() < MIN_POSITIVES:
@@ -122,8 +127,9 @@ def main() -> None:
                         for worth in worths:
                             prior = None if variant == "none" else replace(built, weight=args.weight, worth=worth)
                             key = f"{strategy} / {variant}" + (f" worth {worth:g}" if len(worths) > 1 else "")
-                            ap = fit_and_score(features, truth, chosen, test, prior, variant == "prior")
+                            ap, f1, share = fit_and_score(features, truth, chosen, test, prior, variant == "prior")
                             results.setdefault(key, {}).setdefault(name, {}).setdefault(k, []).append(ap)
+                            decisions.setdefault(key, {}).setdefault(name, {}).setdefault(k, []).append((f1, share))
         print(f"{name}: prevalence {truth.mean():.3f}, zero-shot AP {zero_shot[name]:.3f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     print(f"\nmean average precision over {len(zero_shot)} labels x {args.draws} draws, {args.part} "
@@ -134,6 +140,10 @@ def main() -> None:
     for key, per_label in results.items():
         means = [float(np.mean([np.mean(by_k[k]) for by_k in per_label.values()])) for k in sizes]
         print(f"{key:<32}" + " ".join(f"{m:6.3f}" for m in means))
+    print("\nthe decisions at the trainer's threshold: F1 / share of the test photos decided to show the label")
+    for key, label_decisions in decisions.items():
+        cells = [np.mean([np.mean(by_k[k], axis=0) for by_k in label_decisions.values()], axis=0) for k in sizes]
+        print(f"{key:<32}" + " ".join(f"{f1:.3f}/{share:.3f}" for f1, share in cells))
 
 
 if __name__ == "__main__":
