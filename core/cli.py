@@ -245,6 +245,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cross["rare_labels"]:
             print(f"warning: too few photos to learn reliably (under 3 each): {', '.join(cross['rare_labels'])}; "
                   f"confirm more photos of them", file=sys.stderr)
+        named = list((info.training.get("label_prior") or {}).get("labels") or [])
+        if named:
+            listed = ", ".join(named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
+            print(f"{listed}: learnt from your photos and from what {'its' if len(named) == 1 else 'each'} name says "
+                  f"(other words for a label: `tagline describe {args.folder} LABEL WORDS`)")
     else:
         print(f"validation samples F1 {info.metrics['validation']['samples_f1_global']:.4f} (global threshold "
               f"{info.global_threshold:.2f}), thresholds: {info.threshold_mode}")

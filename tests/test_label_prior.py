@@ -84,7 +84,7 @@ def test_the_prior_travels_inside_the_head_and_its_graph(tmp_path) -> None:
     np.testing.assert_allclose(graph[:, 0], scores(heads, image), atol=1e-5)
 
 
-def test_train_learns_a_new_label_from_its_name_and_two_photos(sample_folder, tmp_path) -> None:
+def test_train_learns_a_new_label_from_its_name_and_two_photos(sample_folder, tmp_path, capsys) -> None:
     """Real photos, `tagline train` on labels no model knows: each new label's linear rung reads
     its prompts through the shipped alignment (the person's own words too), model.json says so,
     and the photos nobody confirmed for it are ranked by what they show."""
@@ -104,7 +104,9 @@ def test_train_learns_a_new_label_from_its_name_and_two_photos(sample_folder, tm
                             (ids["coffee.jpg"], "rocket", False), (ids["coffee.jpg"], "astronaut", False)])
     assert main(["-q", "describe", str(sample_folder), "astronaut", "a man in a white space suit"]) == 0
     out = tmp_path / "model"
+    capsys.readouterr()
     assert main(["-q", "train", str(sample_folder), "--out", str(out), "--activate", "never"]) == 0
+    assert "rocket, astronaut: learnt from your photos and from what each name says" in capsys.readouterr().out
     info = read_info(out)
     assert info.training["label_prior"]["labels"] == ["rocket", "astronaut"]
     assert info.training["label_prior"]["alignment"].startswith("align:")
