@@ -118,7 +118,7 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
     head = create_linear_head(config)
     zero_shot = None
     with torch.no_grad():
-        if prior is not None:  # standardised on these photos; the scale starts where validation put it
+        if prior is not None:  # standardised over the project's photos (else these); the scale starts where validation put it
             mean, std = prior.statistics(data.image[idx])
             for name, value in (("align_weight", prior.image_weight), ("align_bias", prior.image_bias),
                                 ("label_prompts", prior.prompts), ("prior_mean", mean), ("prior_std", std)):
@@ -159,7 +159,7 @@ def fit_linear_path(data: TrainingData, idx: np.ndarray, strengths: list[float],
         if zero_shot is not None:
             logits = logits + head.prior_scale * zero_shot
         loss = loss_fn(logits, y) + strength[0] * coef.pow(2).sum() / 2
-        if zero_shot is not None and prior is not None:  # the start is worth `prior.worth` photos
+        if zero_shot is not None and prior is not None:  # the scale is pulled back to its start
             loss = loss + prior.worth / len(idx) * (head.prior_scale - prior.weight).pow(2)
         loss.backward()
         return loss
