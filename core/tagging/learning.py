@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,9 +127,10 @@ def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str
     return replace(prior, mean=scores.mean(0), std=np.maximum(scores.std(0), 1e-3))
 
 
-def prior_record(prior: LabelPrior | None, labels: list[str]) -> dict[str, object]:
-    """What model.json says of the zero-shot prior: which alignment, which labels learnt with it."""
-    if prior is None or not labels:
+def prior_record(prior: LabelPrior | None, labels: list[str], heads: list[dict[str, Any]]) -> dict[str, object]:
+    """What model.json says of the zero-shot prior: which alignment, which labels learnt with it
+    (none where the rung chosen for them cannot read it: the MLP)."""
+    if prior is None or not labels or not any(head.get("prior_dim") for head in heads):
         return {}
     return {"alignment": prior.alignment_key, "labels": labels, "weight": prior.weight, "worth": prior.worth,
             "standardised_over": "project" if prior.mean is not None else "trained photos"}
@@ -185,7 +187,8 @@ def learn(
         comparison = compare_with_current(now, data, decided, rows, predicted, refined.labels, folds[rows], photo_keys,
                                           generated)
         info.metrics["comparison"] = comparison.as_dict()  # the app says why it was or was not taken
-        info.training["label_prior"] = prior_record(data.label_prior, refined.labels[len(base[0].labels):])
+        info.training["label_prior"] = prior_record(data.label_prior, refined.labels[len(base[0].labels):],
+                                                    [member["head"] for member in refined.head.config.extra])
         save_classifier(out_dir, info, tensors)
         yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
         return LearnResult(out_dir, info, [], comparison)
@@ -243,7 +246,8 @@ def learn(
         info.generated_captions = generated_trust(info.decision_thresholds(), int(generated.sum()))
     comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys, generated)
     info.metrics["comparison"] = comparison.as_dict()
-    info.training["label_prior"] = prior_record(data.label_prior if few else None, data.labels)
+    info.training["label_prior"] = prior_record(data.label_prior if few else None, data.labels,
+                                                [head.config.as_dict() for head in trained.heads])
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
     return LearnResult(out_dir, info, [], comparison)
