@@ -1,5 +1,6 @@
 """Screenshots of finding photos by words (issue 36): the search box ranking uncaptioned photos
-by meaning, and a new label's first guesses from its name.
+by meaning, a new label's first guesses from its name, and the label after the person decided
+its best eight guesses (as their captions say) and the window retrained by itself.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python -m bench.bench_gui_word_screens docs/screenshots [--words "..."]
 
@@ -67,8 +68,37 @@ def main() -> int:
     wait(app, lambda: first_screen_decoded(window) and window.detail.preview.image is not None)
     app.processEvents()
     save(window, args.out / "new-label-guesses.png")
+    learnt_screen(app, window, args.label, args.out / "new-label-learnt.png")
     window.close()
     return 0
+
+
+def learnt_screen(app: object, window: object, label: str, path: Path) -> None:
+    """The person decides the label on its best eight guesses (the truth read off the photos'
+    captions, as a person would see it), the window retrains by itself (its model learns the label
+    from those photos and its name), and the label's view shows the new model's calls."""
+    import csv
+    import re
+
+    from bench.bench_label_guesses import LABELS
+    from gui import review
+
+    with open(COMP / "train.csv", newline="", encoding="utf-8") as f:
+        captions = {r["ImageID"]: r["Caption"].lower() for r in csv.DictReader(f)}
+    project, model = window.project, window.model  # type: ignore[attr-defined]
+    window.settings.retrain_every = 8  # type: ignore[attr-defined]
+    before = project.get_active_model()
+    for row in range(8):
+        image_id = model.image_id(row)
+        shows = bool(re.search(LABELS[label], captions[project.records.relpath(image_id)]))
+        review.set_label(project, [image_id], label, shows)
+    wait(app, lambda: project.get_active_model() != before and not window.jobs.queue.busy, timeout=900)  # type: ignore[attr-defined]
+    window.filter_bar.label.setCurrentText("")  # type: ignore[attr-defined]
+    window.filter_bar.label.setCurrentText(label)  # type: ignore[attr-defined]
+    wait(app, lambda: not model.by_guess and model.rowCount() > 0)
+    window.select_row(8)  # type: ignore[attr-defined]
+    wait(app, lambda: first_screen_decoded(window) and window.detail.preview.image is not None)  # type: ignore[attr-defined]
+    save(window, path)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,14 @@ class GalleryModel(QAbstractListModel):
         self._ids.extend(image_ids)
         self.endInsertRows()
 
+    def refilter_after_classifying(self) -> None:
+        """A classification streams its calls into the cells without moving rows (the person may be
+        working there); once it is done, a filter that reads the calls (a label, a confidence range,
+        disagreements) shows the photos the model now calls so, once, the selection kept."""
+        f = self.filter
+        if f.label or f.disagreement or f.min_confidence > 0.0 or f.max_confidence < 1.0:
+            self.refilter()
+
     def refilter(self) -> None:
         self.beginResetModel()
         self._ids = self._visible_ids()

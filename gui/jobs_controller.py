@@ -228,6 +228,7 @@ class JobsController(QObject):
         errors.show_failures(self._parent, "Classifying", report.failures)
         if self.window.project is not None:
             self.window.project.reload_labels()
+            self.window.model.refilter_after_classifying()
 
     def count_decisions(self, count: int) -> None:
         """After `retrain_every` newly confirmed photos, retrain in the background and decide

@@ -95,3 +95,19 @@ def test_confirmations_retrain_in_the_background_and_n_goes_to_the_least_sure_ph
     window.next_to_label()
     chosen = window.selected_ids()
     assert len(chosen) == 1 and chosen[0] in {ids["coffee.jpg"], ids["rocket.jpg"]}
+
+
+def test_a_label_view_shows_the_photos_a_finished_classification_calls_so(qtbot, window, sample_folder):
+    """Calls stream into the cells without moving rows while the job runs; when it is done, a
+    filter on a label shows the photos the model now calls so (after a retrain, the new label's
+    photos appear without the person touching the filter), the selection kept."""
+    window.settings.prefer_gpu = False
+    window.open_folder(sample_folder)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 4 and not window.jobs.queue.busy, timeout=10_000)
+    window.filter_bar.label.setCurrentText("cat")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=10_000)  # nothing classified yet
+    with qtbot.waitSignal(window.jobs.classify().finished, timeout=240_000):
+        pass
+    qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10_000)
+    names = [window.project.records.relpath(window.model.image_id(row)) for row in range(window.model.rowCount())]
+    assert "chelsea.jpg" in names and "rocket.jpg" not in names
