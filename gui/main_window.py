@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._counts_timer = QTimer(self, singleShot=True, interval=200)
         self._counts_timer.timeout.connect(self._update_counts)
+        self.model.modelReset.connect(self._counts_timer.start)  # "(n shown)" follows every refilter
         self._restore_window_state()
 
     # -- layout ---------------------------------------------------------------------------

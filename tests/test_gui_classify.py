@@ -111,3 +111,4 @@ def test_a_label_view_shows_the_photos_a_finished_classification_calls_so(qtbot,
     qtbot.waitUntil(lambda: window.model.rowCount() > 0, timeout=10_000)
     names = [window.project.records.relpath(window.model.image_id(row)) for row in range(window.model.rowCount())]
     assert "chelsea.jpg" in names and "rocket.jpg" not in names
+    qtbot.waitUntil(lambda: f"({len(names)} shown)" in window.status.counts.text(), timeout=5_000)
