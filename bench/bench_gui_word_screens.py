@@ -88,16 +88,19 @@ def learnt_screen(app: object, window: object, label: str, path: Path) -> None:
     project, model = window.project, window.model  # type: ignore[attr-defined]
     window.settings.retrain_every = 8  # type: ignore[attr-defined]
     before = project.get_active_model()
+    confirmed = 0
     for row in range(8):
         image_id = model.image_id(row)
         shows = bool(re.search(LABELS[label], captions[project.records.relpath(image_id)]))
         review.set_label(project, [image_id], label, shows)
-    wait(app, lambda: project.get_active_model() != before and not window.jobs.queue.busy, timeout=900)  # type: ignore[attr-defined]
-    window.filter_bar.label.setCurrentText("")  # type: ignore[attr-defined]
-    window.filter_bar.label.setCurrentText(label)  # type: ignore[attr-defined]
-    wait(app, lambda: not model.by_guess and model.rowCount() > 0)
+        confirmed += shows
+    wait(app, lambda: project.get_active_model() != before, timeout=900)
+    # the view, left on the label, grows by the photos the new model calls so once it has decided them all
+    wait(app, lambda: not model.by_guess and model.rowCount() > confirmed and not window.jobs.queue.busy,  # type: ignore[attr-defined]
+         timeout=900)
     window.select_row(8)  # type: ignore[attr-defined]
-    wait(app, lambda: first_screen_decoded(window) and window.detail.preview.image is not None)  # type: ignore[attr-defined]
+    wait(app, lambda: first_screen_decoded(window) and window.detail.preview.image is not None  # type: ignore[attr-defined]
+         and f"({model.rowCount()} shown)" in window.status.counts.text())  # type: ignore[attr-defined]
     save(window, path)
 
 
