@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from core.errors import StoreError, TaglineError
 from core.store.database import LabelSnapshot
-from core.tagging.label_guesses import rename_label
+from core.tagging.label_guesses import rename_label, saved_prompts, set_prompts
 from gui import errors
 from gui.project import Project
 
@@ -248,6 +248,25 @@ class HotkeyCommand(VocabularyCommand):
 
     def undo(self) -> None:
         self._apply(lambda: self.project.store.set_hotkey(self.name, self.old), "undo")
+
+
+class DescribeLabelCommand(VocabularyCommand):
+    """The person's own words for what a label shows (`core.tagging.label_guesses.set_prompts`)."""
+
+    def __init__(self, project: Project, name: str, prompts: list[str]) -> None:
+        super().__init__(project, f"words for {name}")
+        self.name = name
+        self.new = prompts
+        self.old = saved_prompts(project.store).get(name, [])
+
+    def _set(self, prompts: list[str]) -> None:
+        set_prompts(self.project.store, self.name, prompts)
+
+    def redo(self) -> None:
+        self._apply(lambda: self._set(self.new), "apply")
+
+    def undo(self) -> None:
+        self._apply(lambda: self._set(self.old), "undo")
 
 
 class ExternalIdCommand(VocabularyCommand):

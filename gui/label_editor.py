@@ -24,10 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.tagging.label_guesses import saved_prompts, set_prompts
+from core.tagging.label_guesses import saved_prompts
 from gui.commands import (
     AddLabelCommand,
     DeleteLabelCommand,
+    DescribeLabelCommand,
     ExternalIdCommand,
     HotkeyCommand,
     RenameLabelCommand,
@@ -122,9 +123,9 @@ class LabelEditor(QDialog):
         text, ok = QInputDialog.getMultiLineText(
             self, "Describe label", f"What photos of {name} show, in other words, one a line (its name is always read "
                                     "too; empty: the name alone):", "\n".join(saved))
-        if ok and text.splitlines() != saved:
-            set_prompts(self.project.store, name, text.splitlines())
-            self.project.labels_changed.emit()  # the window guesses again with them
+        wanted = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+        if ok and wanted != saved:
+            self._push(DescribeLabelCommand(self.project, name, wanted))  # the window guesses again with them
 
     def _hotkey(self) -> None:
         name = self._selected()

@@ -73,7 +73,7 @@ def test_several_deleted_at_once_reordered_and_every_label_has_a_key(qtbot, monk
 
 def test_a_label_described_in_other_words_and_renamed_keeps_them(qtbot, monkeypatch, synced_store):
     """Describe… keeps the person's words for a label (its guesses and first training read
-    them); a rename, and its undo, carry them along."""
+    them), undoable; a rename, and its undo, carry them along."""
     from gui import label_editor
     from gui.project import Project
 
@@ -93,3 +93,8 @@ def test_a_label_described_in_other_words_and_renamed_keeps_them(qtbot, monkeypa
     assert saved_prompts(synced_store) == {"winter": ["a snowy mountain", "a ski slope"]}
     project.undo_stack.undo()
     assert project.label_names() == ["snow", "boat"] and saved_prompts(synced_store)["snow"][0] == "a snowy mountain"
+    assert project.undo_stack.undoText() == "words for snow"
+    project.undo_stack.undo()  # the words are one undo step like any other edit of the vocabulary
+    assert saved_prompts(synced_store) == {}
+    project.undo_stack.redo()
+    assert saved_prompts(synced_store) == {"snow": ["a snowy mountain", "a ski slope"]}
