@@ -68,6 +68,12 @@ class Alignment:
     def project_texts(self, vectors: np.ndarray) -> np.ndarray:
         return _unit(np.asarray(vectors, np.float32) @ self.text_weight + self.text_bias)
 
+    def mean_text(self, encoded: np.ndarray) -> np.ndarray:
+        """One query for several encoded texts (a label's phrasings): the mean of their aligned
+        vectors, unit length (one text: its vector)."""
+        mean = self.project_texts(encoded).mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
     def prompts(self, names: list[str]) -> list[str]:
         return [self.prompt.format(n.replace("_", " ").replace("-", " ")) for n in names]
 

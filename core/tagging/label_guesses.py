@@ -128,10 +128,6 @@ def build_label_prior(names: Sequence[str], text_encoder: TextEncoder, extra: Ma
             alignment = alignment.require_encoders(image_key, text_key)
     except ModelError:
         return None
-    rows = []
-    for name in names:
-        prompts = label_prompts(name, (extra or {}).get(name, ()))
-        vectors = alignment.project_texts(np.asarray(text_encoder.encode(prompts), np.float32))
-        mean = vectors.mean(0)
-        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-8))
-    return LabelPrior(alignment.key, alignment.image_weight, alignment.image_bias, np.stack(rows).astype(np.float32))
+    rows = [alignment.mean_text(np.asarray(text_encoder.encode(label_prompts(name, (extra or {}).get(name, ()))),
+                                           np.float32)) for name in names]
+    return LabelPrior(alignment.key, alignment.image_weight, alignment.image_bias, np.stack(rows))

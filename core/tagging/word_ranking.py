@@ -134,9 +134,7 @@ class ProjectWords:
             raise RuntimeError("refresh() first: the alignment and text encoder load there")
         with self._text_lock:
             encoded = np.asarray(self.encoders.text.encode(list(texts)), np.float32)
-        vectors = self.alignment.project_texts(encoded)
-        mean = vectors.mean(axis=0)
-        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        return self.alignment.mean_text(encoded)
 
     def rank(self, words: str, limit: int) -> list[int]:
         """Image ids of the `limit` best matches for the words, best first (indexed photos only)."""
