@@ -48,18 +48,26 @@ class LabelPrior:
 
     def with_statistics(self, image: np.ndarray) -> LabelPrior:
         """The prior standardised over these photos (the project's)."""
-        scores = self.scores(image)
-        return replace(self, mean=scores.mean(0), std=np.maximum(scores.std(0), 1e-3))
+        return self.standardised_by(self.scores(image))
+
+    def standardised_by(self, scores: np.ndarray) -> LabelPrior:
+        """The prior standardised by these (photos, labels) scores' mean and spread."""
+        return replace(self, mean=scores.mean(0), std=spread(scores))
 
     def statistics(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread per label: the project's where known, else these photos'."""
         if self.mean is not None and self.std is not None:
             return self.mean, self.std
         scores = self.scores(image)
-        return scores.mean(0), (np.maximum(scores.std(0), 1e-3) if len(image) > 1 else np.ones(scores.shape[1], np.float32))
+        return scores.mean(0), spread(scores) if len(image) > 1 else np.ones(scores.shape[1], np.float32)
 
     def scores(self, image: np.ndarray) -> np.ndarray:
         """(photos, labels) cosine of each photo with each label's prompts."""
         projected = np.asarray(image, np.float32) @ self.image_weight + self.image_bias
         projected /= np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-8)
         return np.asarray(projected @ self.prompts.T, np.float32)
+
+
+def spread(scores: np.ndarray) -> np.ndarray:
+    """Each label's standard deviation over the photos, at least 1e-3."""
+    return np.asarray(np.maximum(scores.std(0), 1e-3))

@@ -122,9 +122,7 @@ def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str
         features = store.cached_embeddings(encoders.image_key, ids)
         if len(features) >= MIN_PROJECT_PHOTOS:
             scores = prior.scores(np.stack([vector for _, vector in features.values()]))
-    if scores is None:
-        return prior
-    return replace(prior, mean=scores.mean(0), std=np.maximum(scores.std(0), 1e-3))
+    return prior if scores is None else prior.standardised_by(scores)
 
 
 def prior_record(prior: LabelPrior | None, labels: list[str], heads: list[dict[str, Any]]) -> dict[str, object]:
