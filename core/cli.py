@@ -273,7 +273,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from core.tagging.label_guesses import label_prompts, saved_prompts, set_prompts
+    from core.tagging.label_guesses import add_prompt, label_prompts, saved_prompts, set_prompts
 
     store = _open_store(args)
     names = [label.name for label in store.labels()]
@@ -281,10 +281,11 @@ def cmd_describe(args: argparse.Namespace) -> int:
         _warn(f"no label {args.label!r} in this project" + (f" (its labels: {', '.join(names)})" if names else "")
               + "; add it in the app, or import labels, first")
         return EXIT_ERROR
-    own = [] if args.clear else saved_prompts(store).get(args.label, [])
+    if args.clear:
+        set_prompts(store, args.label, [])
     words = " ".join(args.words).strip()
-    if args.clear or words:
-        set_prompts(store, args.label, [*own, words])
+    if words:
+        add_prompt(store, args.label, words)
     for prompt in label_prompts(args.label, saved_prompts(store).get(args.label, [])):
         print(prompt)
     return _status(args)

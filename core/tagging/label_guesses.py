@@ -51,24 +51,15 @@ def saved_prompts(store: ProjectStore) -> dict[str, list[str]]:
 
 def add_prompt(store: ProjectStore, label: str, prompt: str) -> list[str]:
     """Keep another way of saying what the label shows ("a snowy mountain" for "snow")."""
-    saved = saved_prompts(store)
-    prompts = saved.setdefault(label, [])
-    if prompt.strip() and prompt.strip() not in prompts:
-        prompts.append(prompt.strip())
-    store.set_meta(PROMPTS_KEY, json.dumps(saved))
-    return label_prompts(label, prompts)
+    return set_prompts(store, label, [*saved_prompts(store).get(label, []), prompt])
 
 
 def set_prompts(store: ProjectStore, label: str, prompts: Iterable[str]) -> list[str]:
     """The person's own ways of saying what the label shows, all at once (none: the name alone)."""
     saved = saved_prompts(store)
-    kept = list(dict.fromkeys(p.strip() for p in prompts if p.strip()))
-    if kept:
-        saved[label] = kept
-    else:
-        saved.pop(label, None)
-    store.set_meta(PROMPTS_KEY, json.dumps(saved))
-    return label_prompts(label, kept)
+    saved[label] = list(dict.fromkeys(p.strip() for p in prompts if p.strip()))
+    _save_prompts(store, saved)
+    return label_prompts(label, saved[label])
 
 
 def rename_label(store: ProjectStore, old: str, new: str) -> None:
@@ -77,7 +68,12 @@ def rename_label(store: ProjectStore, old: str, new: str) -> None:
     saved = saved_prompts(store)
     if old in saved:
         saved[new] = saved.pop(old)
-        store.set_meta(PROMPTS_KEY, json.dumps(saved))
+        _save_prompts(store, saved)
+
+
+def _save_prompts(store: ProjectStore, saved: dict[str, list[str]]) -> None:
+    """Labels left with no words of their own are dropped (their name alone is read)."""
+    store.set_meta(PROMPTS_KEY, json.dumps({label: prompts for label, prompts in saved.items() if prompts}))
 
 
 def unknown_labels(labels: Sequence[Label], model_labels: Iterable[str]) -> list[Label]:
