@@ -103,15 +103,17 @@ def collect_training_data(
     return data, [relpaths[p[0]] for p in parts]
 
 
-def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str]) -> LabelPrior | None:
+def project_label_prior(store: ProjectStore, encoders: Encoders, names: list[str],
+                        image_ids: list[int] | None = None) -> LabelPrior | None:
     """Each label's zero-shot score from its prompts (`core.learn.label_prior`), standardised over
     the project's photos (up to `STATISTICS_SAMPLE` of them): their kept aligned vectors (the
     search and the guesses keep them), else their cached features (classify keeps them), else the
-    photos trained on. None without an alignment for these encoders."""
+    photos trained on. None without an alignment for these encoders. `image_ids`: the project's
+    photos, where the caller has read them already."""
     prior = build_label_prior(names, encoders.text, saved_prompts(store), encoders.image_key, encoders.text_key)
     if prior is None:
         return None
-    ids = [r.id for r in store.images()]
+    ids = image_ids if image_ids is not None else [r.id for r in store.images()]
     if len(ids) > STATISTICS_SAMPLE:
         ids = sorted(np.random.default_rng(0).choice(ids, STATISTICS_SAMPLE, replace=False).tolist())
     scores = None
@@ -163,8 +165,8 @@ def learn(
     model weighs them against the photo alone when it classifies (`generated_trust`).
     """
     data, relpaths = yield from collect_training_data(store, encoders, cancel=cancel, use_generated=generated_captions)
-    data = replace(data, label_prior=project_label_prior(store, encoders, data.labels))
-    records = {r.relpath: r for r in store.images()}
+    images = store.images()
+    records = {r.relpath: r for r in images}
     sources = store.captions() if generated_captions else {}
     generated = np.array([sources.get(records[p].id, ("", ""))[1] == "generated" for p in relpaths], bool)
     confirmed = store.confirmations()
@@ -173,6 +175,9 @@ def learn(
     now = current_model(current)
     few = len(relpaths) < CV_LIMIT and not force_split
     base = refine_base(now, encoders, data.labels) if few and refine_current else None
+    # only the ladder reads the prior: under CV_LIMIT photos, and beside a kept model for its new labels alone
+    if few and (base is None or set(data.labels) - set(base[0].labels)):
+        data = replace(data, label_prior=project_label_prior(store, encoders, data.labels, [r.id for r in images]))
     if base is not None:
         refined = yield from refine(data, base[0], decided, seed=split.seed, cancel=cancel, generated=generated)
         tensors, _ = ensemble_tensors([refined.head])
@@ -244,7 +249,7 @@ def learn(
         info.generated_captions = generated_trust(info.decision_thresholds(), int(generated.sum()))
     comparison = compare_with_current(now, original, decided, rows, predicted, data.labels, folds, photo_keys, generated)
     info.metrics["comparison"] = comparison.as_dict()
-    info.training["label_prior"] = prior_record(data.label_prior if few else None, data.labels,
+    info.training["label_prior"] = prior_record(data.label_prior, data.labels,
                                                 [head.config.as_dict() for head in trained.heads])
     save_classifier(out_dir, info, tensors)
     yield Progress("save", 1, 1, message=f"saved model {version} to {out_dir}")
