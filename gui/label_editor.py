@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.tagging.label_guesses import saved_prompts
+from core.tagging.label_guesses import own_words, saved_prompts
 from gui.commands import (
     AddLabelCommand,
     DeleteLabelCommand,
@@ -123,7 +123,7 @@ class LabelEditor(QDialog):
         text, ok = QInputDialog.getMultiLineText(
             self, "Describe label", f"What photos of {name} show, in other words, one a line (its name is always read "
                                     "too; empty: the name alone):", "\n".join(saved))
-        wanted = list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
+        wanted = own_words(text.splitlines())
         if ok and wanted != saved:
             self._push(DescribeLabelCommand(self.project, name, wanted))  # the window guesses again with them
 

@@ -243,8 +243,8 @@ def cross_validate(data: TrainingData, rungs: list[Rung] | None = None, k: int =
     k = int(min(k, n))
     if k < 2:
         raise TaglineError(f"{n} photo has a confirmed label; confirm at least two to train")
-    linear_only = PRIOR_LINEAR_ONLY and data.label_prior is not None and n < BLEND_BELOW
     prior = data.label_prior is not None
+    linear_only = PRIOR_LINEAR_ONLY and prior and n < BLEND_BELOW
     rungs = rungs or [r for r in default_rungs(n, seed, prior) if not (linear_only and r.kind == "mlp")]
     folds = assign_folds(data.targets, k, seed)
     truth = data.targets.astype(bool)

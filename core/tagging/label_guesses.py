@@ -57,9 +57,14 @@ def add_prompt(store: ProjectStore, label: str, prompt: str) -> list[str]:
 def set_prompts(store: ProjectStore, label: str, prompts: Iterable[str]) -> list[str]:
     """The person's own ways of saying what the label shows, all at once (none: the name alone)."""
     saved = saved_prompts(store)
-    saved[label] = list(dict.fromkeys(p.strip() for p in prompts if p.strip()))
+    saved[label] = own_words(prompts)
     _save_prompts(store, saved)
     return label_prompts(label, saved[label])
+
+
+def own_words(prompts: Iterable[str]) -> list[str]:
+    """A person's words as kept: trimmed, blank lines and repeats left out, in their order."""
+    return list(dict.fromkeys(p.strip() for p in prompts if p.strip()))
 
 
 def rename_label(store: ProjectStore, old: str, new: str) -> None:
